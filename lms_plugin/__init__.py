@@ -1,0 +1,98 @@
+"""lms_plugin: an LTI 1.3 training and continuing-education tool for hospitals."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from lms_plugin.config import load_config
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Application factory: environment config, then ``config`` overrides (tests, CLI)."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(load_config(app.instance_path))
+    app.config.update(config or {})
+
+    if app.config["LMS_PROXY_FIX"]:
+        n = app.config["LMS_PROXY_FIX"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_commands(app)
+    register_template_helpers(app)
+
+    from lms_plugin.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    from lms_plugin.authz import check_policies
+
+    check_policies(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from lms_plugin import (
+        health,
+        models,  # noqa: F401  (register every table on the metadata)
+    )
+    from lms_plugin.accounts.services import load_user
+    from lms_plugin.extensions import csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(health.MIGRATIONS_DIR), render_as_batch=True)
+    csrf.init_app(app)
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
+    )
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_user)
+
+    @login_manager.unauthorized_handler
+    def _unauthorized():
+        from flask import redirect, request, url_for
+
+        from lms_plugin.errors import error_response, wants_json
+
+        if wants_json() or request.method != "GET":
+            return error_response(401)
+        return redirect(url_for("accounts.login", next=request.full_path.rstrip("?")))
+
+
+def register_blueprints(app: Flask) -> None:
+    from lms_plugin import core
+    from lms_plugin.accounts import views as accounts_views
+
+    app.register_blueprint(core.bp)
+    app.register_blueprint(accounts_views.bp)
+
+
+def register_commands(app: Flask) -> None:
+    from lms_plugin.accounts.cli import users_cli
+
+    app.cli.add_command(users_cli)
+
+
+def register_template_helpers(app: Flask) -> None:
+    @app.after_request
+    def _security_headers(response):
+        # Framed by the LMS: no X-Frame-Options; CSP frame-ancestors stays open to any https
+        # LMS because registered platforms vary per organisation.
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'self' https: http://localhost:* http://127.0.0.1:*; "
+            "form-action 'self' https: http:",
+        )
+        return response

@@ -1,0 +1,3 @@
+from lms_plugin.cli import main
+
+main()

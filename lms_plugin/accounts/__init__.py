@@ -1,0 +1,1 @@
+"""People, organisations, roles, local login and the audit log."""

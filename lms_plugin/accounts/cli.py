@@ -1,0 +1,49 @@
+"""``lms-plugin users …``: thin commands over accounts services."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from lms_plugin.accounts import services
+from lms_plugin.errors import DomainError
+from lms_plugin.extensions import db
+
+users_cli = AppGroup("users", help="Manage people and local accounts.")
+
+
+@users_cli.command("create-admin")
+@click.option("--email", required=True, help="Sign-in email of the new admin.")
+@click.option("--organisation", default="Default Health System", show_default=True)
+@click.option("--password-prompt", is_flag=True,
+              help="Read the password from a prompt instead of printing a one-time password.")
+def create_admin(email: str, organisation: str, password_prompt: bool) -> None:
+    """Create a local admin account and print its one-time password."""
+    password = None
+    if password_prompt:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        result = services.create_admin(email, organisation, password)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Created admin {result.user.email} in {result.user.organisation.name}.")
+    if result.password:
+        click.echo(f"One-time password (change it at first sign-in): {result.password}")
+
+
+@users_cli.command("ensure-admin")
+@click.option("--email", default="admin@example.org", show_default=True)
+@click.option("--organisation", default="Default Health System", show_default=True)
+def ensure_admin(email: str, organisation: str) -> None:
+    """Create a local admin only when none exists (used by ``make run``)."""
+    if services.any_admin_exists():
+        click.echo("An admin account exists already.")
+        return
+    result = services.create_admin(email, organisation)
+    db.session.commit()
+    base = current_app.config["LMS_BASE_URL"]
+    click.echo(f"Created admin {result.user.email}; sign in at {base}/auth/login")
+    click.echo(f"One-time password (change it at first sign-in): {result.password}")

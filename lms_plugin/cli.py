@@ -1,0 +1,70 @@
+"""The ``lms-plugin`` console script: Flask's CLI (run, db, shell) plus every domain's group."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+from sqlalchemy import text
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from lms_plugin.config import ConfigError
+
+
+def _create_cli_app() -> Flask:
+    from lms_plugin import create_app
+
+    app = create_app()
+    _check_database(app)  # fail fast with one line, before any command touches the database
+    return app
+
+
+def _check_database(app: Flask) -> None:
+    from lms_plugin.extensions import db
+
+    with app.app_context():
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ConfigError(f"database is unreachable ({reason})") from None
+
+
+cli = FlaskGroup(create_app=_create_cli_app,
+                 help="lms_plugin: clinical-systems training over LTI 1.3.")
+
+
+@cli.command("setup")
+@click.option("--admin-email", default="admin@example.org", show_default=True)
+@with_appcontext
+def setup(admin_email: str) -> None:
+    """First-run setup used by ``make run``: create a local admin if none exists.
+
+    (The content issue adds: import the shipped ``content/``.)
+    """
+    from lms_plugin.accounts.cli import ensure_admin
+
+    click.get_current_context().invoke(ensure_admin, email=admin_email)
+
+
+def main() -> None:
+    """Entry point: configuration problems print one clear line and exit non-zero."""
+    try:
+        cli.main(standalone_mode=False)
+    except ConfigError as exc:
+        click.echo(f"lms-plugin: error: {exc}", err=True)
+        sys.exit(2)
+    except (ArgumentError, OperationalError) as exc:
+        click.echo(f"lms-plugin: error: database: {str(exc).splitlines()[0]}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

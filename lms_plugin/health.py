@@ -1,0 +1,55 @@
+"""Readiness checks behind ``/healthz``: database, migrations at head, Redis when configured."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import current_app
+from sqlalchemy import text
+
+from lms_plugin.extensions import db
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+@cache
+def migration_heads(directory: str = str(MIGRATIONS_DIR)) -> frozenset[str]:
+    cfg = Config()
+    cfg.set_main_option("script_location", directory)
+    return frozenset(ScriptDirectory.from_config(cfg).get_heads())
+
+
+def check() -> tuple[bool, dict[str, Any]]:
+    report: dict[str, Any] = {}
+    ok = True
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            current = frozenset(MigrationContext.configure(conn).get_current_heads())
+        report["database"] = "ok"
+        at_head = current == migration_heads()
+        report["migrations"] = "at head" if at_head else "pending: run lms-plugin db upgrade"
+        ok = at_head
+    except Exception as exc:  # any driver error means "not reachable" to an operator
+        report["database"] = f"unreachable: {type(exc).__name__}"
+        report["migrations"] = "unknown"
+        ok = False
+    redis_url = current_app.config.get("REDIS_URL")
+    if redis_url:
+        from redis import Redis
+
+        try:
+            Redis.from_url(redis_url, socket_timeout=2).ping()
+            report["redis"] = "ok"
+        except Exception as exc:
+            report["redis"] = f"unreachable: {type(exc).__name__}"
+            ok = False
+    else:
+        report["redis"] = "not configured"
+    report["status"] = "ok" if ok else "degraded"
+    return ok, report
