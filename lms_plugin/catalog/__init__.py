@@ -1,0 +1,1 @@
+"""Clinical systems, training modules, their immutable versions, lessons and question pools."""

@@ -1,0 +1,173 @@
+"""Catalog: what there is to learn.
+
+A ``Module`` is the stable identity (slug) that LMS links and completions point at; all the
+content lives on ``ModuleVersion`` rows, immutable once published, so a completion can say
+exactly which version it was earned on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lms_plugin.db import utcnow
+from lms_plugin.extensions import db
+
+VERSION_STATUSES = ("draft", "published", "retired")
+ITEM_TYPES = (
+    "single_choice",
+    "multiple_response",
+    "true_false",
+    "ordering",
+    "matching",
+    "numeric",
+    "short_text",
+)
+
+
+class ClinicalSystem(db.Model):
+    """A clinical IT system staff are trained on (the EHR, BCMA, PACS, downtime toolkit…)."""
+
+    __tablename__ = "clinical_system"
+    __table_args__ = (UniqueConstraint("organisation_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    vendor: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class Module(db.Model):
+    """The stable identity of a training module within an organisation."""
+
+    __tablename__ = "module"
+    __table_args__ = (UniqueConstraint("organisation_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    system_id: Mapped[int] = mapped_column(ForeignKey("clinical_system.id"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    system: Mapped[ClinicalSystem] = relationship(lazy="joined")
+    versions: Mapped[list[ModuleVersion]] = relationship(
+        back_populates="module", order_by="ModuleVersion.number", cascade="all, delete-orphan"
+    )
+
+
+class ModuleVersion(db.Model):
+    """One version of a module's content and quiz settings; immutable once published."""
+
+    __tablename__ = "module_version"
+    __table_args__ = (
+        UniqueConstraint("module_id", "number"),
+        CheckConstraint("status IN ('draft', 'published', 'retired')", name="status_known"),
+        CheckConstraint("pass_mark >= 0 AND pass_mark <= 100", name="pass_mark_percent"),
+        Index("ix_module_version_module_status", "module_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    module_id: Mapped[int] = mapped_column(ForeignKey("module.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    retraining_required: Mapped[bool] = mapped_column(default=False)
+    change_notes: Mapped[str] = mapped_column(Text, default="")
+    # sha256 of the normalised source (files or editor): an unchanged import makes no version.
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+    title: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    objectives: Mapped[list[str]] = mapped_column(JSON, default=list)
+    audience: Mapped[list[str]] = mapped_column(JSON, default=list)  # job roles
+    estimated_minutes: Mapped[int] = mapped_column(default=15)
+    validity_months: Mapped[int | None]  # None = never expires
+
+    pass_mark: Mapped[int] = mapped_column(default=80)  # percent
+    attempt_limit: Mapped[int | None]  # None = unlimited
+    time_limit_minutes: Mapped[int | None]
+    draw_count: Mapped[int | None]  # None = every question in the pool
+    shuffle_questions: Mapped[bool] = mapped_column(default=True)
+    shuffle_options: Mapped[bool] = mapped_column(default=True)
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+
+    module: Mapped[Module] = relationship(back_populates="versions")
+    lessons: Mapped[list[Lesson]] = relationship(
+        back_populates="version", order_by="Lesson.position", cascade="all, delete-orphan"
+    )
+    questions: Mapped[list[Question]] = relationship(
+        back_populates="version", order_by="Question.position", cascade="all, delete-orphan"
+    )
+
+
+class Lesson(db.Model):
+    """An ordered Markdown page of a module version (sanitized when rendered)."""
+
+    __tablename__ = "lesson"
+    __table_args__ = (UniqueConstraint("version_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("module_version.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    slug: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(300))
+    body_markdown: Mapped[str] = mapped_column(Text)
+
+    version: Mapped[ModuleVersion] = relationship(back_populates="lessons")
+
+
+class Question(db.Model):
+    """A pool item. ``data`` holds the type-specific shape (options, answer key, tolerance…)
+    exactly as validated from the content format; grading lives in ``quizzes.services``."""
+
+    __tablename__ = "question"
+    __table_args__ = (
+        UniqueConstraint("version_id", "key"),
+        CheckConstraint(
+            "type IN ('single_choice', 'multiple_response', 'true_false', 'ordering', "
+            "'matching', 'numeric', 'short_text')",
+            name="type_known",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("module_version.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))  # the author's id, stable across versions
+    position: Mapped[int]
+    type: Mapped[str] = mapped_column(String(30))
+    prompt: Mapped[str] = mapped_column(Text)
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    version: Mapped[ModuleVersion] = relationship(back_populates="questions")
+
+
+class ContentAsset(db.Model):
+    """An image shipped beside lesson files, stored in the database so every web process can
+    serve it locally (hospital networks block CDNs); deduplicated by hash per module."""
+
+    __tablename__ = "content_asset"
+    __table_args__ = (UniqueConstraint("module_id", "path", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    module_id: Mapped[int] = mapped_column(ForeignKey("module.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(300))  # e.g. images/scanner.png
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(100))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
