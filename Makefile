@@ -28,6 +28,7 @@ run: $(VENV)/.installed-run
 	$(BIN)/lms-plugin run --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
+	scripts/ensure-chromium
 	$(BIN)/ruff check lms_plugin tests bench
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,10 @@ def register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         # Werkzeug's default descriptions are technical; keep ours unless a view gave one.
         custom = error.description if error.description != type(error).description else None
-        response = error_response(status, custom)
-        if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
-            resp, code = (response, status) if not isinstance(response, tuple) else response
-            return resp, code, {"Allow": ", ".join(error.valid_methods)}
+        response = make_response(error_response(status, custom))
+        valid_methods = getattr(error, "valid_methods", None)
+        if status == 405 and valid_methods:
+            response.headers["Allow"] = ", ".join(valid_methods)
         return response
 
     @app.errorhandler(Exception)
