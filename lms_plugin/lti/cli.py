@@ -1,0 +1,172 @@
+"""``lms-plugin platform …`` and ``lms-plugin keys …``: thin commands over LTI services."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from lms_plugin.errors import DomainError
+from lms_plugin.extensions import db
+from lms_plugin.lti import keys, services
+
+platform_cli = AppGroup("platform", help="Register LMS platforms (Moodle, Canvas) for LTI 1.3.")
+keys_cli = AppGroup("keys", help="The tool's LTI signing keys.")
+
+
+def _fail(exc: DomainError) -> click.ClickException:
+    db.session.rollback()
+    return click.ClickException(exc.message)
+
+
+def _echo_tool_urls() -> None:
+    urls = services.tool_urls(current_app.config["LMS_BASE_URL"])
+    click.echo("Paste these into the LMS tool registration:")
+    click.echo(f"  Login URL (OIDC initiation):   {urls['login_url']}")
+    click.echo(f"  Launch / redirect URL:         {urls['launch_url']}")
+    click.echo(f"  Public keyset (JWKS) URL:      {urls['jwks_url']}")
+    click.echo(f"  Deep linking URL:              {urls['deep_linking_url']}")
+
+
+def _echo_platform(platform) -> None:
+    click.echo(f"Platform {platform.id}: {platform.name}"
+               f"{'' if platform.enabled else ' (DISABLED)'}")
+    click.echo(f"  organisation:    {platform.organisation.name}")
+    click.echo(f"  issuer:          {platform.issuer}")
+    click.echo(f"  client id:       {platform.client_id}")
+    click.echo(f"  auth login URL:  {platform.auth_login_url}")
+    click.echo(f"  auth token URL:  {platform.auth_token_url}")
+    click.echo(f"  key set URL:     {platform.key_set_url or '(static public key)'}")
+    if platform.token_audience:
+        click.echo(f"  token audience:  {platform.token_audience}")
+    click.echo(f"  deployment ids:  {', '.join(platform.deployment_ids) or '(none)'}")
+    if platform.role_mapping:
+        click.echo(f"  role mapping:    {json.dumps(platform.role_mapping)}")
+
+
+@platform_cli.command("add")
+@click.option("--issuer", required=True, help="The platform's issuer (iss), e.g. its site URL.")
+@click.option("--client-id", required=True, help="Client id the platform gave the tool.")
+@click.option("--auth-login-url", required=True, help="Platform OIDC authorization URL.")
+@click.option("--auth-token-url", required=True, help="Platform OAuth2 access token URL.")
+@click.option("--key-set-url", help="Platform public keyset (JWKS) URL.")
+@click.option("--public-key-file", type=click.File("r"),
+              help="A static platform public key (PEM) instead of a key set URL.")
+@click.option("--deployment-id", "deployment_ids", multiple=True,
+              help="Deployment id (repeatable). Moodle: the tool type id.")
+@click.option("--name", help="A label for people (default: the issuer's host).")
+@click.option("--organisation", help="Organisation the platform's users belong to.")
+@click.option("--token-audience", help="aud for service tokens if not the token URL.")
+@click.option("--role-mapping", help='JSON object overriding role mapping, e.g. '
+              '\'{"Mentor": ["learner"]}\'.')
+def platform_add(issuer, client_id, auth_login_url, auth_token_url, key_set_url,
+                 public_key_file, deployment_ids, name, organisation, token_audience,
+                 role_mapping) -> None:
+    """Register a platform and print the tool URLs to paste into the LMS."""
+    mapping = None
+    if role_mapping:
+        try:
+            mapping = json.loads(role_mapping)
+        except ValueError:
+            raise click.ClickException("--role-mapping must be a JSON object") from None
+    try:
+        platform = services.register_platform(
+            issuer=issuer, client_id=client_id, auth_login_url=auth_login_url,
+            auth_token_url=auth_token_url, key_set_url=key_set_url,
+            public_key_pem=public_key_file.read() if public_key_file else None,
+            deployment_ids=deployment_ids, name=name, organisation_name=organisation,
+            token_audience=token_audience, role_mapping=mapping,
+        )
+    except DomainError as exc:
+        raise _fail(exc) from None
+    keys.ensure_key()
+    db.session.commit()
+    click.echo(f"Registered platform {platform.id} ({platform.name}) for "
+               f"{platform.organisation.name}.")
+    _echo_tool_urls()
+
+
+@platform_cli.command("list")
+def platform_list() -> None:
+    """List registered platforms."""
+    platforms = services.list_platforms()
+    if not platforms:
+        click.echo("No platforms registered.")
+    for p in platforms:
+        state = "enabled" if p.enabled else "DISABLED"
+        click.echo(f"{p.id}\t{state}\t{p.name}\t{p.issuer}\t{p.client_id}\t"
+                   f"{p.organisation.name}\tdeployments: {', '.join(p.deployment_ids) or '-'}")
+
+
+@platform_cli.command("show")
+@click.argument("platform_id", type=int)
+def platform_show(platform_id: int) -> None:
+    """Show one platform and the tool URLs."""
+    try:
+        platform = services.get_platform(platform_id)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    _echo_platform(platform)
+    _echo_tool_urls()
+
+
+@platform_cli.command("disable")
+@click.argument("platform_id", type=int)
+def platform_disable(platform_id: int) -> None:
+    """Refuse every login and launch from this platform (re-enable with ``enable``)."""
+    try:
+        platform = services.set_enabled(platform_id, False)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    db.session.commit()
+    click.echo(f"Platform {platform.id} ({platform.name}) disabled.")
+
+
+@platform_cli.command("enable")
+@click.argument("platform_id", type=int)
+def platform_enable(platform_id: int) -> None:
+    """Accept logins and launches from this platform again."""
+    try:
+        platform = services.set_enabled(platform_id, True)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    db.session.commit()
+    click.echo(f"Platform {platform.id} ({platform.name}) enabled.")
+
+
+@platform_cli.command("add-deployment")
+@click.argument("platform_id", type=int)
+@click.argument("deployment_id")
+def platform_add_deployment(platform_id: int, deployment_id: str) -> None:
+    """Accept launches from another deployment of the tool in this platform."""
+    try:
+        services.add_deployment(platform_id, deployment_id)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    db.session.commit()
+    click.echo(f"Deployment {deployment_id} added to platform {platform_id}.")
+
+
+@keys_cli.command("rotate")
+@click.option("--grace-days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="Days the replaced key stays published in the JWKS.")
+def keys_rotate(grace_days: int) -> None:
+    """Add a new signing key: both are published, the new one signs, the old one is retired
+    after the grace period."""
+    key = keys.rotate(timedelta(days=grace_days))
+    db.session.commit()
+    click.echo(f"New signing key {key.kid} is active; the previous key stays published for "
+               f"{grace_days} day(s).")
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List the tool's keys and their status."""
+    keys.retire_expired()
+    db.session.commit()
+    for key in keys.all_keys():
+        until = f" until {key.retire_after:%Y-%m-%d %H:%M} UTC" if key.retire_after else ""
+        click.echo(f"{key.kid}\t{key.status}{until}\tcreated {key.created_at:%Y-%m-%d %H:%M} UTC")

@@ -1,0 +1,159 @@
+"""LTI registration rules: platforms, deployments, the tool's URLs.
+
+Services take plain values, ``flush()`` and never commit (the CLI command or view commits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from lms_plugin.accounts.models import Organisation
+from lms_plugin.accounts.services import get_or_create_organisation, record_audit
+from lms_plugin.errors import Conflict, NotFound, ValidationFailed
+from lms_plugin.extensions import db
+from lms_plugin.lti.models import LtiDeployment, LtiPlatform
+
+
+def _check_url(value: str | None, field: str, required: bool = True) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        if required:
+            raise ValidationFailed(f"{field} is required", field=field)
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationFailed(f"{field} must be an http(s) URL, not {value!r}", field=field)
+    return value
+
+
+def tool_urls(base_url: str) -> dict[str, str]:
+    """The tool-side values an LMS admin pastes into Moodle/Canvas (also used by the config)."""
+    base = base_url.rstrip("/")
+    return {
+        "login_url": f"{base}/lti/login",
+        "launch_url": f"{base}/lti/launch",
+        "redirect_url": f"{base}/lti/launch",
+        "target_link_uri": f"{base}/lti/launch",
+        "jwks_url": f"{base}/lti/jwks",
+        "deep_linking_url": f"{base}/lti/launch",
+    }
+
+
+def find_platform(issuer: str, client_id: str) -> LtiPlatform | None:
+    return db.session.scalar(
+        select(LtiPlatform).where(LtiPlatform.issuer == issuer, LtiPlatform.client_id == client_id)
+    )
+
+
+def get_platform(platform_id: int) -> LtiPlatform:
+    platform = db.session.get(LtiPlatform, platform_id)
+    if platform is None:
+        raise NotFound(f"no platform registration with id {platform_id}")
+    return platform
+
+
+def list_platforms(organisation_id: int | None = None) -> list[LtiPlatform]:
+    query = select(LtiPlatform).order_by(LtiPlatform.id)
+    if organisation_id is not None:
+        query = query.where(LtiPlatform.organisation_id == organisation_id)
+    return list(db.session.scalars(query))
+
+
+def register_platform(
+    issuer: str,
+    client_id: str,
+    auth_login_url: str,
+    auth_token_url: str,
+    key_set_url: str | None = None,
+    deployment_ids: Iterable[str] = (),
+    name: str | None = None,
+    organisation_name: str | None = None,
+    organisation_id: int | None = None,
+    public_key_pem: str | None = None,
+    token_audience: str | None = None,
+    role_mapping: dict[str, Any] | None = None,
+    enabled: bool = True,
+) -> LtiPlatform:
+    """Register a platform (unique by issuer + client_id) in one organisation.
+
+    Give the organisation by id or by name (created when new). A registration needs a way to
+    verify id_tokens: a key set URL (normal) or a static public key.
+    """
+    issuer = _check_url(issuer, "issuer") or ""
+    client_id = (client_id or "").strip()
+    if not client_id:
+        raise ValidationFailed("client_id is required", field="client_id")
+    auth_login_url = _check_url(auth_login_url, "auth_login_url") or ""
+    auth_token_url = _check_url(auth_token_url, "auth_token_url") or ""
+    key_set_url = _check_url(key_set_url, "key_set_url", required=False)
+    token_audience = (token_audience or "").strip() or None
+    public_key_pem = (public_key_pem or "").strip() or None
+    if key_set_url is None and public_key_pem is None:
+        raise ValidationFailed("give a key set URL or a static public key", field="key_set_url")
+    if public_key_pem is not None and "BEGIN PUBLIC KEY" not in public_key_pem:
+        raise ValidationFailed("public key must be a PEM 'PUBLIC KEY'", field="public_key_pem")
+    deployments = []
+    for dep in deployment_ids:
+        dep = (dep or "").strip()
+        if not dep:
+            raise ValidationFailed("deployment id must not be empty", field="deployment_id")
+        if dep not in deployments:
+            deployments.append(dep)
+    if role_mapping is not None and not isinstance(role_mapping, dict):
+        raise ValidationFailed("role mapping must be a JSON object", field="role_mapping")
+    if find_platform(issuer, client_id) is not None:
+        raise Conflict(f"a platform with issuer {issuer} and client id {client_id} exists",
+                       field="client_id")
+
+    if organisation_id is not None:
+        org = db.session.get(Organisation, organisation_id)
+        if org is None:
+            raise NotFound(f"no organisation with id {organisation_id}")
+    else:
+        org = get_or_create_organisation(organisation_name or urlsplit(issuer).netloc)
+
+    platform = LtiPlatform(
+        organisation_id=org.id, name=(name or "").strip() or urlsplit(issuer).netloc,
+        issuer=issuer, client_id=client_id, auth_login_url=auth_login_url,
+        auth_token_url=auth_token_url, key_set_url=key_set_url,
+        public_key_pem=public_key_pem, token_audience=token_audience,
+        enabled=enabled, role_mapping=role_mapping or {},
+    )
+    platform.deployments = [LtiDeployment(deployment_id=d) for d in deployments]
+    db.session.add(platform)
+    db.session.flush()
+    record_audit("lti.platform.add", actor=None, organisation_id=org.id,
+                 target=("lti_platform", platform.id),
+                 details={"issuer": issuer, "client_id": client_id, "deployments": deployments})
+    return platform
+
+
+def add_deployment(platform_id: int, deployment_id: str) -> LtiDeployment:
+    platform = get_platform(platform_id)
+    deployment_id = (deployment_id or "").strip()
+    if not deployment_id:
+        raise ValidationFailed("deployment id must not be empty", field="deployment_id")
+    if deployment_id in platform.deployment_ids:
+        raise Conflict(f"deployment {deployment_id} is already registered", field="deployment_id")
+    deployment = LtiDeployment(deployment_id=deployment_id)
+    platform.deployments.append(deployment)
+    db.session.flush()
+    record_audit("lti.platform.add_deployment", actor=None,
+                 organisation_id=platform.organisation_id,
+                 target=("lti_platform", platform.id), details={"deployment_id": deployment_id})
+    return deployment
+
+
+def set_enabled(platform_id: int, enabled: bool) -> LtiPlatform:
+    """Disable (or re-enable) a registration: its id_tokens are refused while disabled."""
+    platform = get_platform(platform_id)
+    platform.enabled = enabled
+    db.session.flush()
+    record_audit("lti.platform.enable" if enabled else "lti.platform.disable", actor=None,
+                 organisation_id=platform.organisation_id,
+                 target=("lti_platform", platform.id))
+    return platform

@@ -1,0 +1,116 @@
+"""Short-lived LTI state (OIDC state, nonces, launch data): Redis when configured, else the DB.
+
+pylti1p3's ``LaunchDataStorage`` interface plus :meth:`LtiStore.consume`, the atomic
+read-and-delete that makes a nonce single-use (pylti1p3 2.0.0 only checks that it exists,
+so a captured id_token could be posted again).
+
+Keys are not bound to a pylti1p3 "session-id" cookie: the browser binding comes from the
+state cookie, or from the platform's postMessage storage when third-party cookies are
+blocked (then no cookie of ours reaches the launch at all). Nonces and states are random
+128+-bit values, so a global key space is safe.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from datetime import timedelta
+
+from flask import current_app
+from pylti1p3.launch_data_storage.base import LaunchDataStorage
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from lms_plugin.db import utcnow
+from lms_plugin.extensions import db
+from lms_plugin.lti.models import LtiStoredValue
+
+DEFAULT_TTL = 600  # OIDC state and nonces: ten minutes is ample for a login round trip
+_redis_clients: dict[str, t.Any] = {}
+
+
+def _redis(url: str):
+    client = _redis_clients.get(url)
+    if client is None:
+        import redis
+
+        client = _redis_clients[url] = redis.Redis.from_url(url)
+    return client
+
+
+class LtiStore(LaunchDataStorage[t.Any]):
+    """Values are JSON; Redis keys carry a prefix so test runs and apps can share a server."""
+
+    def __init__(self, redis_url: str | None = None, prefix: str = "lms:lti:") -> None:
+        super().__init__()
+        self._redis_url = redis_url
+        self._key_prefix = prefix
+
+    @classmethod
+    def for_app(cls) -> LtiStore:
+        config = current_app.config
+        return cls(config.get("REDIS_URL"), config.get("LTI_STORE_PREFIX", "lms:lti:"))
+
+    def get_session_cookie_name(self) -> str | None:
+        return None
+
+    def can_set_keys_expiration(self) -> bool:
+        return True
+
+    def _key(self, key: str) -> str:
+        return self._key_prefix + self._prepare_key(key)
+
+    def get_value(self, key: str) -> t.Any:
+        full = self._key(key)
+        if self._redis_url:
+            raw = _redis(self._redis_url).get(full)
+            return None if raw is None else json.loads(raw)
+        row = db.session.get(LtiStoredValue, full)
+        if row is None or row.expires_at <= utcnow():
+            return None
+        return json.loads(row.value)
+
+    def set_value(self, key: str, value: t.Any, exp: int | None = None) -> None:
+        full = self._key(key)
+        ttl = int(exp or DEFAULT_TTL)
+        raw = json.dumps(value)
+        if self._redis_url:
+            _redis(self._redis_url).set(full, raw, ex=ttl)
+            return
+        expires = utcnow() + timedelta(seconds=ttl)
+        # One upsert statement (PostgreSQL and SQLite both have ON CONFLICT).
+        dialect = db.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = insert(LtiStoredValue).values(key=full, value=raw, expires_at=expires)
+        db.session.execute(stmt.on_conflict_do_update(
+            index_elements=[LtiStoredValue.key],
+            set_={"value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at}))
+
+    def check_value(self, key: str) -> bool:
+        return self.get_value(key) is not None
+
+    def consume(self, key: str) -> bool:
+        """Delete ``key`` and say whether it existed (unexpired): true for one caller only."""
+        full = self._key(key)
+        if self._redis_url:
+            return _redis(self._redis_url).delete(full) == 1
+        # DELETE … WHERE expires_at > now is atomic: two concurrent launches with the same
+        # nonce cannot both delete the row (the second sees rowcount 0 after the first commits).
+        result = db.session.execute(
+            delete(LtiStoredValue).where(LtiStoredValue.key == full,
+                                         LtiStoredValue.expires_at > utcnow())
+        )
+        return result.rowcount == 1
+
+    def delete(self, key: str) -> None:
+        self.consume(key)
+
+
+def purge_expired() -> int:
+    """Remove expired database rows (Redis expires its keys itself); returns how many."""
+    result = db.session.execute(
+        delete(LtiStoredValue).where(LtiStoredValue.expires_at <= utcnow())
+    )
+    return result.rowcount or 0
+

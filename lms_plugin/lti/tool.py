@@ -1,0 +1,386 @@
+"""pylti1p3 glue: a database ``ToolConfAbstract`` and a launch validator that closes 2.0.0's gaps.
+
+pylti1p3 2.0.0 (not forked; subclassed here) leaves these to the tool:
+
+- ``aud``: it compares only ``aud[0]`` and never looks at ``azp``. We accept ``aud`` as a
+  string equal to a registered client_id, or an array containing it; a multi-valued array
+  must carry ``azp`` naming the client_id, and an ``azp`` present must always match.
+- nonce: it only checks the nonce exists. We consume it atomically (:meth:`LtiStore.consume`)
+  so a replayed id_token is refused.
+- clock skew: it gives PyJWT no leeway; we give ``LTI_CLOCK_SKEW`` seconds (default 60) and
+  require ``exp`` and ``iat``.
+- key rotation: with caching it never refetches the platform JWKS on an unknown ``kid``. We
+  cache per key set URL in-process and refetch once when the ``kid`` is not in the cache.
+- algorithms: it trusts the header's ``alg``. We accept RS256 only (so ``none`` and HS256
+  signed with the public key as secret are refused before any key is looked up).
+- disabled registrations are refused (403) at login and at launch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import typing as t
+
+import jwt
+import requests
+from flask import current_app
+from jwt.algorithms import RSAAlgorithm
+from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin
+from pylti1p3.deployment import Deployment
+from pylti1p3.exception import LtiException, OIDCException
+from pylti1p3.registration import Registration
+from pylti1p3.tool_config import ToolConfAbstract
+from sqlalchemy import and_, select
+from sqlalchemy.orm import lazyload
+
+from lms_plugin.extensions import db
+from lms_plugin.lti.models import LtiDeployment, LtiPlatform
+from lms_plugin.lti.store import LtiStore
+
+log = logging.getLogger(__name__)
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+ALLOWED_ALG = "RS256"
+
+
+class LaunchRejected(Exception):
+    """An LTI login or launch refused for a stated reason; becomes a 400/401/403 page."""
+
+    def __init__(self, reason: str, status: int = 401) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class LtiRegistration(Registration):
+    """A pylti1p3 Registration that knows its database row and loads our private key lazily.
+
+    Decrypting the signing key costs time on every launch and is only needed for service
+    calls and deep-linking responses, so it happens on first use.
+    """
+
+    platform_id: int
+    organisation_id: int
+    role_mapping: dict[str, t.Any]
+    public_key_pem: str | None
+
+    def get_tool_private_key(self) -> str | None:
+        if self._tool_private_key is None:
+            from lms_plugin.lti.keys import current_signing_key
+
+            key = current_signing_key()
+            self._tool_private_key = key.private_pem
+            self._kid = key.kid
+        return self._tool_private_key
+
+    def get_kid(self) -> str | None:
+        self.get_tool_private_key()
+        return self._kid
+
+
+def registration_from(platform: LtiPlatform) -> LtiRegistration:
+    reg = LtiRegistration()
+    reg.set_issuer(platform.issuer).set_client_id(platform.client_id)
+    reg.set_auth_login_url(platform.auth_login_url).set_auth_token_url(platform.auth_token_url)
+    reg.set_key_set_url(platform.key_set_url)
+    if platform.token_audience:
+        reg.set_auth_audience(platform.token_audience)
+    reg.platform_id = platform.id
+    reg.organisation_id = platform.organisation_id
+    reg.role_mapping = dict(platform.role_mapping or {})
+    reg.public_key_pem = platform.public_key_pem
+    reg.enabled = platform.enabled  # type: ignore[attr-defined]
+    # Holding the row keeps it in the session's identity map, so the launch service's
+    # ``session.get`` finds it without another query.
+    reg.platform = platform  # type: ignore[attr-defined]
+    return reg
+
+
+class DbToolConf(ToolConfAbstract):
+    """Registrations from ``lti_platform`` keyed by (issuer, client_id), never issuer alone."""
+
+    def check_iss_has_one_client(self, iss: str) -> bool:
+        return False
+
+    def check_iss_has_many_clients(self, iss: str) -> bool:
+        return True
+
+    def __init__(self) -> None:
+        super().__init__()
+        # (iss, client_id, deployment_id) answered while finding the registration, so a
+        # launch checks its deployment without a second query.
+        self._known_deployments: dict[tuple[str, str, str], bool] = {}
+
+    def _platform(self, iss: str, client_id: str | None,
+                  deployment_id: str | None = None) -> LtiPlatform | None:
+        # Deployments are checked by a targeted query: do not load them all on every launch.
+        query = select(LtiPlatform).options(lazyload(LtiPlatform.deployments)).where(
+            LtiPlatform.issuer == iss)
+        if client_id and deployment_id is not None:
+            row = db.session.execute(
+                query.add_columns(LtiDeployment.id).outerjoin(LtiDeployment, and_(
+                    LtiDeployment.platform_id == LtiPlatform.id,
+                    LtiDeployment.deployment_id == deployment_id))
+                .where(LtiPlatform.client_id == client_id)
+            ).first()
+            if row is None:
+                return None
+            self._known_deployments[(iss, client_id, deployment_id)] = row[1] is not None
+            return row[0]
+        if client_id:
+            return db.session.scalar(query.where(LtiPlatform.client_id == client_id))
+        # A login without client_id (allowed by the spec) is unambiguous only when the
+        # issuer has exactly one registration.
+        rows = db.session.scalars(query.limit(2)).all()
+        return rows[0] if len(rows) == 1 else None
+
+    def find_registration_by_issuer(self, iss: str, *args, **kwargs) -> Registration:
+        raise LtiException("registrations are found by issuer and client_id")
+
+    def find_registration_by_params(self, iss: str, client_id: str, *args,
+                                    deployment_id: str | None = None, **kwargs):
+        platform = self._platform(iss, client_id, deployment_id)
+        return registration_from(platform) if platform else None
+
+    def find_deployment(self, iss: str, deployment_id: str):
+        raise LtiException("deployments are found by issuer, client_id and deployment id")
+
+    def find_deployment_by_params(self, iss: str, deployment_id: str, client_id: str,
+                                  *args, **kwargs):
+        if not isinstance(deployment_id, str):
+            return None
+        known = self._known_deployments.get((iss, client_id, deployment_id))
+        if known is None:
+            known = db.session.scalar(
+                select(LtiDeployment.id).join(LtiPlatform)
+                .where(LtiPlatform.issuer == iss, LtiPlatform.client_id == client_id,
+                       LtiDeployment.deployment_id == deployment_id)
+            ) is not None
+        return Deployment().set_deployment_id(deployment_id) if known else None
+
+    def get_jwks(self, iss: str | None = None, client_id: str | None = None, **kwargs):
+        from lms_plugin.lti.keys import public_jwks
+
+        return public_jwks()
+
+
+class PlatformKeyCache:
+    """Platform public keys per key set URL, parsed once, shared by the worker's threads."""
+
+    def __init__(self, lifetime: int = 3600) -> None:
+        self.lifetime = lifetime
+        self._lock = threading.Lock()
+        self._sets: dict[str, tuple[float, dict[str, t.Any]]] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sets.clear()
+
+    def _fetch(self, url: str, session: requests.Session) -> dict[str, t.Any]:
+        try:
+            response = session.get(url, timeout=10)
+            response.raise_for_status()
+            keyset = response.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise LaunchRejected(f"could not fetch the platform key set {url}: {exc}",
+                                 401) from exc
+        keys: dict[str, t.Any] = {}
+        for jwk in keyset.get("keys", []) if isinstance(keyset, dict) else []:
+            kid = jwk.get("kid")
+            if not kid or jwk.get("kty") != "RSA" or jwk.get("alg", ALLOWED_ALG) != ALLOWED_ALG:
+                continue
+            try:
+                keys[kid] = RSAAlgorithm.from_jwk(json.dumps(jwk))
+            except (ValueError, TypeError, KeyError, jwt.InvalidKeyError):
+                log.warning("ignoring malformed key %s in %s", kid, url)
+        with self._lock:
+            self._sets[url] = (time.monotonic(), keys)
+        return keys
+
+    def key_for(self, url: str, kid: str, session: requests.Session) -> t.Any:
+        with self._lock:
+            cached = self._sets.get(url)
+        fresh = cached is None or time.monotonic() - cached[0] > self.lifetime
+        keys = self._fetch(url, session) if fresh else cached[1]  # type: ignore[index]
+        if kid not in keys and not fresh:
+            # Unknown kid with a cached set: the platform may have rotated; refetch once.
+            keys = self._fetch(url, session)
+        if kid not in keys:
+            raise LaunchRejected(f"unknown key id (kid) {kid!r} for this platform", 401)
+        return keys[kid]
+
+
+platform_keys = PlatformKeyCache()
+
+
+class ToolLogin(FlaskOIDCLogin):
+    """OIDC third-party-initiated login that refuses disabled registrations."""
+
+    def validate_oidc_login(self) -> Registration:
+        try:
+            registration = super().validate_oidc_login()
+        except OIDCException as exc:
+            raise LaunchRejected(f"login refused: {exc}", 400) from exc
+        if not getattr(registration, "enabled", True):
+            raise LaunchRejected("this platform registration is disabled", 403)
+        return registration
+
+
+class LaunchValidator(FlaskMessageLaunch):
+    """pylti1p3's message launch with the checks 2.0.0 leaves out (see module docstring)."""
+
+    _registration: LtiRegistration | None
+    #: Set by the view when the state was verified in the platform's postMessage storage
+    #: (the launch arrived without our state cookie because third-party cookies are blocked).
+    state_verified: bool = False
+
+    def validate_state(self) -> LaunchValidator:
+        """The posted state must equal our state cookie (or be verified via postMessage)."""
+        state = self._get_request_param("state")
+        if not state:
+            raise LtiException("missing state")
+        if self.state_verified:
+            return self
+        if self._cookie_service.get_cookie(state) != state:
+            raise LtiException("state does not match this browser (missing or wrong state "
+                               "cookie; if cookies are blocked, open the tool in a new tab)")
+        return self
+
+    def validate(self) -> LaunchValidator:
+        if self._restored:
+            raise LtiException("Can't validate restored launch")
+        self._validated = True
+        try:
+            self._run(self.validate_state, "state")
+            self._run(self.validate_jwt_format, "id_token format")
+            self.validate_header()
+            self.validate_registration()
+            self.validate_jwt_signature()
+            self.validate_nonce()
+            self._run(self.validate_deployment, "deployment", 403)
+            self._run(self.validate_message, "message", 400)
+            self.validate_required_claims()
+        except Exception:
+            self._validated = False
+            raise
+        return self
+
+    def _run(self, step: t.Callable[[], t.Any], what: str, status: int = 401) -> None:
+        try:
+            step()
+        except LtiException as exc:
+            raise LaunchRejected(f"{what}: {exc}", status) from exc
+
+    def validate_header(self) -> None:
+        header = self._jwt.get("header", {})
+        alg = header.get("alg")
+        if alg != ALLOWED_ALG:
+            raise LaunchRejected(f"id_token algorithm {alg!r} is not allowed (RS256 only)", 401)
+
+    def _client_id(self) -> str:
+        body = self._jwt.get("body", {})
+        aud = body.get("aud")
+        azp = body.get("azp")
+        if isinstance(aud, str) and aud:
+            auds = [aud]
+        elif isinstance(aud, list) and aud and all(isinstance(a, str) for a in aud):
+            auds = aud
+        else:
+            raise LaunchRejected("id_token has no audience (aud)", 401)
+        if len(auds) > 1 and not azp:
+            raise LaunchRejected("id_token aud has several values but no azp", 401)
+        client_id = azp or auds[0]
+        if client_id not in auds:
+            raise LaunchRejected("id_token azp is not one of its audiences", 401)
+        return client_id
+
+    def get_client_id(self) -> str:
+        return self._client_id()
+
+    def validate_registration(self) -> LaunchValidator:
+        iss = self._jwt.get("body", {}).get("iss")
+        if not iss or not isinstance(iss, str):
+            raise LaunchRejected("id_token has no issuer (iss)", 401)
+        client_id = self._client_id()
+        deployment_id = self._jwt.get("body", {}).get(CLAIM + "deployment_id")
+        registration = self._tool_config.find_registration_by_params(
+            iss, client_id,
+            deployment_id=deployment_id if isinstance(deployment_id, str) else None)
+        if registration is None:
+            raise LaunchRejected(
+                f"no registration for issuer {iss} and client id {client_id} (unknown issuer "
+                "or audience)", 401)
+        if not registration.enabled:
+            raise LaunchRejected("this platform registration is disabled", 403)
+        self._registration = registration
+        return self
+
+    def validate_jwt_signature(self) -> LaunchValidator:
+        assert self._registration is not None
+        reg = self._registration
+        if reg.public_key_pem:
+            key: t.Any = reg.public_key_pem
+        else:
+            kid = self._jwt.get("header", {}).get("kid")
+            if not kid:
+                raise LaunchRejected("id_token header has no key id (kid)", 401)
+            if not reg.get_key_set_url():
+                raise LaunchRejected("registration has no key set URL nor public key", 401)
+            key = platform_keys.key_for(reg.get_key_set_url(), kid, self._requests_session)
+        try:
+            jwt.decode(
+                self._get_id_token(), key, algorithms=[ALLOWED_ALG],
+                audience=reg.get_client_id(), issuer=reg.get_issuer(),
+                leeway=current_app.config.get("LTI_CLOCK_SKEW", 60),
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise LaunchRejected("id_token has expired (exp)", 401) from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise LaunchRejected("id_token issued in the future (iat/nbf)", 401) from exc
+        except jwt.InvalidTokenError as exc:
+            raise LaunchRejected(f"id_token rejected: {exc}", 401) from exc
+        return self
+
+    def validate_nonce(self) -> LaunchValidator:
+        nonce = self._jwt.get("body", {}).get("nonce")
+        if not nonce or not isinstance(nonce, str):
+            raise LaunchRejected("id_token has no nonce", 401)
+        store = self._session_service.data_storage
+        if not isinstance(store, LtiStore) or not store.consume(
+                self._session_service._get_key("nonce", nonce)):
+            raise LaunchRejected("nonce unknown, expired or already used (replay)", 401)
+        return self
+
+    def validate_required_claims(self) -> None:
+        body = self._jwt.get("body", {})
+        if not body.get(CLAIM + "target_link_uri"):
+            raise LaunchRejected("missing claim target_link_uri", 400)
+        if not isinstance(body.get(CLAIM + "roles"), list):
+            raise LaunchRejected("claim roles must be a list", 400)
+        # Identifiers we store must fit their columns (a 500 from the database is no answer).
+        sub = body.get("sub")
+        if not isinstance(sub, str) or not 0 < len(sub) <= 255:
+            raise LaunchRejected("claim sub must be a string of 1-255 characters", 400)
+        for claim in ("context", "resource_link"):
+            value = body.get(CLAIM + claim)
+            if value is None:
+                continue
+            if not isinstance(value, dict) or len(str(value.get("id", ""))) > 255:
+                raise LaunchRejected(f"claim {claim} must be an object with an id of at most "
+                                     "255 characters", 400)
+        deployment_id = body.get(CLAIM + "deployment_id")
+        if not isinstance(deployment_id, str):
+            raise LaunchRejected("claim deployment_id must be a string", 400)
+
+    @property
+    def registration(self) -> LtiRegistration:
+        assert self._registration is not None
+        return self._registration
+
+    def claims(self) -> dict[str, t.Any]:
+        return dict(self._jwt.get("body", {}))
