@@ -1,0 +1,84 @@
+"""Routes an LMS calls to register the tool: Canvas JSON configuration, Dynamic Registration.
+
+Both are PUBLIC by design: Canvas fetches the JSON server-side without any session, and the
+Dynamic Registration page is opened by the LMS administrator inside the LMS, where the
+platform's ``registration_token`` is the credential (see
+:func:`lms_plugin.lti.registration.register_dynamically` for why that is safe).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, jsonify, render_template, request
+from flask_login import current_user
+
+from lms_plugin.authz import PUBLIC, allow
+from lms_plugin.errors import DomainError, error_response, wants_json
+from lms_plugin.extensions import db, limiter
+from lms_plugin.lti import registration
+
+bp = Blueprint("lti_registration", __name__, template_folder="templates")
+
+
+@bp.route("/lti/config/canvas.json")
+@allow(PUBLIC)
+def canvas_config():
+    """Canvas developer key → LTI Key → Method "Enter URL" points here."""
+    response = jsonify(registration.canvas_config(current_app.config["LMS_BASE_URL"]))
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def _is_admin() -> bool:
+    return bool(current_user.is_authenticated and current_user.has_role("admin"))
+
+
+@bp.route("/lti/register", methods=["GET", "POST"])
+@allow(PUBLIC)
+# Each call makes the server fetch a URL it was given: cap it per address so the route cannot
+# be used to scan other hosts at volume (a real LMS admin registers a handful of times).
+@limiter.limit("10/minute;60/hour")
+def dynamic_registration():
+    """LTI Dynamic Registration: the LMS opens this in an iframe with two query parameters.
+
+    Without a signed-in admin, the GET itself registers (the LMS iframe has no session of
+    ours to post a form with; the platform's single-use token guards it) and the result is
+    stored disabled, pending approval. A signed-in admin's registration is enabled in their
+    organisation, so it uses their session's authority: it takes a CSRF-protected POST from
+    a confirmation page, never a bare GET a foreign page could embed.
+    """
+    values = request.form if request.method == "POST" else request.args
+    openid_configuration = values.get("openid_configuration")
+    registration_token = values.get("registration_token") or None
+    if request.method == "GET" and _is_admin():
+        if not (openid_configuration or "").strip():
+            return _failed(registration.RegistrationFailed(
+                "openid_configuration is missing", field="openid_configuration"))
+        return render_template(
+            "lti/register_confirm.html", openid_configuration=openid_configuration,
+            registration_token=registration_token or "",
+            platform_host=urlsplit(openid_configuration).netloc or openid_configuration,
+        )
+    try:
+        outcome = registration.register_dynamically(
+            openid_configuration, registration_token,
+            base_url=current_app.config["LMS_BASE_URL"],
+            actor=current_user if request.method == "POST" and _is_admin() else None,
+            allow_http_localhost=current_app.config["LMS_ENV"] != "production",
+        )
+    except DomainError as exc:
+        return _failed(exc)
+    db.session.commit()
+    return render_template("lti/register_done.html", outcome=outcome,
+                           platform=outcome.platform, config=outcome.configuration)
+
+
+def _failed(exc: DomainError):
+    """The 4xx page naming the problem; the session is rolled back so nothing is written."""
+    db.session.rollback()
+    current_app.logger.info("dynamic registration refused: %s", exc.message)
+    if wants_json():
+        return error_response(exc.status_code, exc.message, exc.title, exc.field)
+    return render_template("lti/register_failed.html", title=exc.title,
+                           detail=exc.message), exc.status_code
