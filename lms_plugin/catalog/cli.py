@@ -1,0 +1,197 @@
+"""``lms-plugin content …``: validate, import and export content files and question banks.
+
+Thin commands over ``content_format``, ``services``, ``exporter``, ``gift`` and
+``moodle_xml``; each command that writes commits exactly once, at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup
+
+from lms_plugin.catalog import exporter, gift, moodle_xml, services
+from lms_plugin.catalog.content_format import BankResult, ContentBundle, load_content
+from lms_plugin.errors import DomainError
+from lms_plugin.extensions import db
+
+# The repository's content/ (shipped starter modules), imported by ``lms-plugin setup``.
+SHIPPED_CONTENT = Path(__file__).resolve().parents[2] / "content"
+
+content_cli = AppGroup("content", help="Validate, import and export training content files.")
+
+_ORG_OPTION = click.option("--organisation", default=services.DEFAULT_ORGANISATION,
+                           show_default=True, help="Organisation whose catalog to use.")
+
+
+def _report(directory: str, bundle: ContentBundle) -> None:
+    prefix = directory.rstrip("/")
+    for problem in bundle.problems:
+        click.echo(f"{prefix}/{problem}", err=True)
+
+
+@content_cli.command("validate")
+@click.argument("directory", type=click.Path(file_okay=False))
+def validate(directory: str) -> None:
+    """Check DIRECTORY (systems/ and modules/) and print every problem; writes nothing."""
+    bundle = load_content(directory)
+    _report(directory, bundle)
+    if bundle.problems:
+        click.echo(f"{len(bundle.problems)} problem(s) found in {directory}.", err=True)
+        sys.exit(1)
+    questions = sum(len(m.questions) for m in bundle.modules)
+    lessons = sum(len(m.lessons) for m in bundle.modules)
+    click.echo(f"OK: {len(bundle.systems)} systems, {len(bundle.modules)} modules, "
+               f"{lessons} lessons, {questions} questions in {directory}.")
+
+
+def import_directory(directory: str, organisation: str) -> services.ImportSummary | None:
+    """Validate then import in one transaction; None (and nothing written) on problems.
+    Also used by ``lms-plugin setup`` for the shipped content."""
+    from lms_plugin.accounts.services import get_or_create_organisation
+
+    bundle = load_content(directory)
+    if bundle.problems:
+        _report(directory, bundle)
+        click.echo(f"{len(bundle.problems)} problem(s) found; nothing was imported.", err=True)
+        return None
+    try:
+        org = get_or_create_organisation(organisation)
+        if len(bundle.modules) > 20:
+            with click.progressbar(length=len(bundle.modules), label="Importing modules",
+                                   file=sys.stderr) as bar:
+                summary = services.import_content(bundle, org, progress=lambda _: bar.update(1))
+        else:
+            summary = services.import_content(bundle, org, progress=lambda o: click.echo(
+                f"  {o.slug}: {o.outcome} (version {o.number}, {o.status})"))
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    except BaseException:
+        db.session.rollback()
+        raise
+    return summary
+
+
+@content_cli.command("import")
+@click.argument("directory", type=click.Path(file_okay=False))
+@_ORG_OPTION
+def import_(directory: str, organisation: str) -> None:
+    """Validate DIRECTORY, then import it in one transaction (unchanged modules are left
+    alone; changed ones get a new version with the status the file gives)."""
+    summary = import_directory(directory, organisation)
+    if summary is None:
+        sys.exit(1)
+    click.echo(f"Imported into {organisation}: {summary.line()}.")
+
+
+@content_cli.command("export")
+@click.argument("directory", type=click.Path(file_okay=False))
+@_ORG_OPTION
+@click.option("--overwrite", is_flag=True,
+              help="Write into a non-empty directory (module folders are replaced).")
+def export(directory: str, organisation: str, overwrite: bool) -> None:
+    """Write every module's newest version (and all systems) to DIRECTORY as content files."""
+    from lms_plugin.accounts.services import get_or_create_organisation
+    from lms_plugin.catalog.content_format import SystemSpec
+
+    root = Path(directory)
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise click.ClickException(f"{directory} is not empty; use --overwrite to write into it")
+    org = get_or_create_organisation(organisation)
+    root.mkdir(parents=True, exist_ok=True)
+    systems = services.list_systems(org.id)
+    for system in systems:
+        exporter.write_system(root, SystemSpec(slug=system.slug, name=system.name,
+                                               vendor=system.vendor,
+                                               description=system.description or ""))
+    modules = services.exportable_modules(org.id)
+    for module, version in modules:
+        spec = services.version_to_spec(version)
+        spec.assets = services.assets_for(module.id, exporter.referenced_images(spec))
+        exporter.write_module(root, spec)
+        click.echo(f"  {module.slug}: version {version.number} ({version.status})")
+    db.session.rollback()  # read-only (get_or_create may have added an empty organisation)
+    click.echo(f"Exported {len(systems)} systems and {len(modules)} modules to {directory}.")
+
+
+def _bank_out(result: BankResult, output: str | None, text: str) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+    for problem in result.unsupported:
+        click.echo(f"not converted: {problem}", err=True)
+    click.echo(f"{len(result.questions)} question(s) converted, {len(result.unsupported)} not "
+               "converted.", err=True)
+    if result.unsupported:
+        sys.exit(1)
+
+
+def _questions_yaml(result: BankResult) -> str:
+    if not result.questions:
+        return ""
+    return exporter.dump_yaml({"questions": [exporter.question_to_dict(q)
+                                             for q in result.questions]})
+
+
+@content_cli.command("import-gift")
+@click.argument("bank", type=click.Path(dir_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the questions YAML here instead of standard output.")
+def import_gift(bank: str, output: str | None) -> None:
+    """Convert a GIFT file to module.yaml ``questions:`` YAML (paste it into a module);
+    questions that cannot be converted are listed and the exit status is 1."""
+    result = gift.parse_gift(Path(bank).read_text(encoding="utf-8-sig"))
+    _bank_out(result, output, _questions_yaml(result))
+
+
+@content_cli.command("import-moodle-xml")
+@click.argument("bank", type=click.Path(dir_okay=False, exists=True))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the questions YAML here instead of standard output.")
+def import_moodle_xml(bank: str, output: str | None) -> None:
+    """Convert a Moodle XML question export to module.yaml ``questions:`` YAML."""
+    result = moodle_xml.parse_moodle_xml(Path(bank).read_bytes())
+    _bank_out(result, output, _questions_yaml(result))
+
+
+def _module_questions(organisation: str, slug: str):
+    from lms_plugin.accounts.services import get_or_create_organisation
+
+    try:
+        module = services.get_module(get_or_create_organisation(organisation).id, slug)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    version = services.latest_version(module)
+    questions = services.version_to_spec(version).questions if version is not None else None
+    db.session.rollback()  # read-only
+    if questions is None:
+        raise click.ClickException(f"module '{slug}' has no version")
+    return questions
+
+
+@content_cli.command("export-gift")
+@click.argument("module")
+@_ORG_OPTION
+@click.option("-o", "--output", type=click.Path(dir_okay=False))
+def export_gift(module: str, organisation: str, output: str | None) -> None:
+    """Write MODULE's newest question pool as GIFT (ordering items are listed as not
+    converted: GIFT has no ordering type)."""
+    result = gift.export_gift(_module_questions(organisation, module), category=module)
+    _bank_out(result, output, result.text)
+
+
+@content_cli.command("export-moodle-xml")
+@click.argument("module")
+@_ORG_OPTION
+@click.option("-o", "--output", type=click.Path(dir_okay=False))
+def export_moodle_xml(module: str, organisation: str, output: str | None) -> None:
+    """Write MODULE's newest question pool as Moodle XML."""
+    result = moodle_xml.export_moodle_xml(_module_questions(organisation, module),
+                                          category=module)
+    _bank_out(result, output, result.text)

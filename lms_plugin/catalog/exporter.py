@@ -1,0 +1,135 @@
+"""Write modules back to the content-as-files format (``lms-plugin content export``).
+
+The output reads back to the same normalised content (same content hash), so exporting and
+importing again makes no new versions; it is also what a trainer edits by hand, so keys come
+in the documented order and long text is written as readable block scalars.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lms_plugin.catalog.content_format import (
+    IMAGE_REF_RE,
+    ModuleSpec,
+    QuestionSpec,
+    SystemSpec,
+)
+
+QUESTION_KEY_ORDER = ("options", "items", "pairs", "distractors", "answer", "tolerance",
+                      "tolerance_type", "units", "accepted", "scoring", "feedback")
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, no key sorting, multi-line strings as ``|`` blocks, indented lists."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    if len(value) > 80 and value == value.strip():
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=">")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=92,
+                     default_flow_style=False)
+
+
+def system_to_dict(system: SystemSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {"slug": system.slug, "name": system.name}
+    if system.vendor:
+        data["vendor"] = system.vendor
+    if system.description:
+        data["description"] = system.description
+    return data
+
+
+def question_to_dict(question: QuestionSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": question.key, "type": question.type}
+    points = question.data.get("points", 1)
+    if points != 1:
+        data["points"] = points
+    data["prompt"] = question.prompt
+    extra = {k: v for k, v in question.data.items() if k != "points"}
+    for key in QUESTION_KEY_ORDER:
+        if key in extra:
+            data[key] = extra.pop(key)
+    data.update(extra)
+    if question.explanation:
+        data["explanation"] = question.explanation
+    return data
+
+
+def module_to_dict(spec: ModuleSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "slug": spec.slug, "title": spec.title, "system": spec.system, "status": spec.status,
+        "retraining_required": spec.retraining_required,
+    }
+    if spec.change_notes:
+        data["change_notes"] = spec.change_notes
+    if spec.summary:
+        data["summary"] = spec.summary
+    if spec.objectives:
+        data["objectives"] = list(spec.objectives)
+    if spec.audience:
+        data["audience"] = list(spec.audience)
+    data["estimated_minutes"] = spec.estimated_minutes
+    if spec.validity_months is not None:
+        data["validity_months"] = spec.validity_months
+    quiz: dict[str, Any] = {"pass_mark": spec.pass_mark}
+    for key, value in (("attempt_limit", spec.attempt_limit),
+                       ("time_limit_minutes", spec.time_limit_minutes),
+                       ("draw", spec.draw_count)):
+        if value is not None:
+            quiz[key] = value
+    quiz["shuffle_questions"] = spec.shuffle_questions
+    quiz["shuffle_options"] = spec.shuffle_options
+    data["quiz"] = quiz
+    data["questions"] = [question_to_dict(q) for q in spec.questions]
+    return data
+
+
+def referenced_images(spec: ModuleSpec) -> list[str]:
+    return sorted({ref for lesson in spec.lessons
+                   for ref in IMAGE_REF_RE.findall(lesson.body_markdown)
+                   if ref.startswith("images/")})
+
+
+def write_system(root: Path, system: SystemSpec) -> None:
+    folder = root / "systems"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{system.slug}.yaml").write_text(dump_yaml(system_to_dict(system)),
+                                                encoding="utf-8")
+
+
+def write_module(root: Path, spec: ModuleSpec) -> Path:
+    """Write one module folder (its lessons/ and images/ are rewritten from scratch)."""
+    folder = root / "modules" / spec.slug
+    for sub in ("lessons", "images"):
+        if (folder / sub).is_dir():
+            for old in (folder / sub).iterdir():
+                if old.is_file():
+                    old.unlink()
+    (folder / "lessons").mkdir(parents=True, exist_ok=True)
+    header = f"# {spec.title}: exported by lms-plugin content export; format: content/README.md\n"
+    (folder / "module.yaml").write_text(header + dump_yaml(module_to_dict(spec)),
+                                        encoding="utf-8")
+    for lesson in spec.lessons:
+        (folder / "lessons" / f"{lesson.position:02d}-{lesson.slug}.md").write_text(
+            lesson.body_markdown, encoding="utf-8")
+    if spec.assets:
+        (folder / "images").mkdir(exist_ok=True)
+        for asset in spec.assets:
+            (folder / asset.path).write_bytes(asset.data)
+    return folder

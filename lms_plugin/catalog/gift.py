@@ -1,0 +1,330 @@
+"""Moodle GIFT question banks to and from the content format's questions.
+
+Supported both ways: single choice (``=right ~wrong``), multiple response (``~%50%a ~%-100%c``),
+true/false (``{T}``), matching (``=a -> b``), numeric with tolerance (``{#10:0.1}``, ranges
+``{#9..11}``), short answer (``{=a =b}``). GIFT has no ordering type, and essay,
+description, missing-word-with-choices variants beyond the above and anything else are
+reported by position and name, never dropped silently. Points are not part of GIFT.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+from lms_plugin.catalog.content_format import BankResult, QuestionSpec, drop_invalid, unique_key
+
+_SPECIAL = "~=#{}:"
+_OPTION_IDS = "abcdefghijklmnopqrstuvwxyz"
+
+
+# ------------------------------------------------------------------------------ parsing
+
+@dataclass
+class _Answer:
+    marker: str  # "=" or "~"
+    weight: float | None
+    text: str
+    feedback: str
+
+
+def _unescape(text: str) -> str:
+    text = re.sub(r"\\([~=#{}:\\])", r"\1", text)
+    return text.replace("\\n", "\n").strip()
+
+
+def _plain(text: str, fmt: str) -> str:
+    """GIFT text to plain text/Markdown: HTML is reduced to its words."""
+    text = _unescape(text)
+    if fmt == "html" or re.search(r"</?(p|br|b|i|strong|em|div|span)\b", text, re.I):
+        text = re.sub(r"<br\s*/?>|</p>|</div>", "\n", text, flags=re.I)
+        text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", text)).strip()
+
+
+def _split_unescaped(text: str, chars: str) -> list[tuple[str, str]]:
+    """Split on unescaped marker characters; each part keeps the marker that began it."""
+    parts: list[tuple[str, str]] = []
+    marker, current, i = "", [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            current.append(text[i:i + 2])
+            i += 2
+            continue
+        if ch in chars and not (ch == "=" and text[i:i + 2] == "=>"):
+            parts.append((marker, "".join(current)))
+            marker, current = ch, []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append((marker, "".join(current)))
+    return parts
+
+
+def _find_unescaped(text: str, char: str, start: int = 0) -> int:
+    i = start
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == char:
+            return i
+        i += 1
+    return -1
+
+
+def _answers(body: str) -> list[_Answer]:
+    result = []
+    for marker, raw in _split_unescaped(body, "=~"):
+        if not marker:
+            if raw.strip():
+                raise _Unsupported(f"answer block '{{{body[:30]}}}' is not a GIFT question "
+                                   "type this tool supports (cloze and embedded answers "
+                                   "are not)")
+            continue
+        weight = None
+        match = re.match(r"\s*%(-?\d+(?:\.\d+)?)%", raw)
+        if match:
+            weight = float(match.group(1))
+            raw = raw[match.end():]
+        feedback_at = _find_unescaped(raw, "#")
+        feedback = ""
+        if feedback_at >= 0:
+            feedback, raw = raw[feedback_at + 1:], raw[:feedback_at]
+        result.append(_Answer(marker, weight, raw, feedback))
+    return result
+
+
+def _blocks(text: str) -> list[tuple[int, str]]:
+    """Questions are separated by blank lines; ``//`` comment lines are dropped."""
+    blocks: list[tuple[int, str]] = []
+    current: list[str] = []
+    start = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("//"):
+            continue
+        if not line.strip():
+            if current:
+                blocks.append((start, "\n".join(current)))
+                current = []
+            continue
+        if not current:
+            start = number
+        current.append(line)
+    if current:
+        blocks.append((start, "\n".join(current)))
+    return blocks
+
+
+def parse_gift(text: str) -> BankResult:
+    """Convert a GIFT file; every question that cannot be converted is reported."""
+    result = BankResult()
+    taken: set[str] = set()
+    position = 0
+    for line, block in _blocks(text.lstrip("\ufeff")):
+        if block.lstrip().startswith("$CATEGORY:"):
+            continue
+        position += 1
+        title = ""
+        match = re.match(r"\s*::(.*?)::", block, re.S)
+        rest = block[match.end():] if match else block
+        if match:
+            title = _unescape(match.group(1))
+        fmt_match = re.match(r"\s*\[(html|moodle|plain|markdown)\]", rest)
+        fmt = fmt_match.group(1) if fmt_match else "moodle"
+        if fmt_match:
+            rest = rest[fmt_match.end():]
+        where = f"question {position} (line {line}" + (f", '{title}')" if title else ")")
+        open_at = _find_unescaped(rest, "{")
+        close_at = _find_unescaped(rest, "}", open_at + 1) if open_at >= 0 else -1
+        if open_at < 0 or close_at < 0:
+            result.unsupported.append(f"{where}: description (no answer block) is not "
+                                      "supported")
+            continue
+        before, body, after = rest[:open_at], rest[open_at + 1:close_at], rest[close_at + 1:]
+        prompt = _plain(before, fmt)
+        if _plain(after, fmt):
+            prompt = f"{prompt} _____ {_plain(after, fmt)}".strip()
+        explanation = ""
+        general = body.find("####")
+        if general >= 0:
+            explanation, body = _plain(body[general + 4:], fmt), body[:general]
+        body = body.strip()
+        key = unique_key(title or prompt[:40], taken, f"q{position}")
+        try:
+            question = _convert(key, prompt, explanation, body, fmt)
+        except _Unsupported as exc:
+            taken.discard(key)
+            result.unsupported.append(f"{where}: {exc}")
+            continue
+        result.where[key] = where
+        result.questions.append(question)
+    return drop_invalid(result)
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str) -> QuestionSpec:
+    def spec(qtype: str, data: dict) -> QuestionSpec:
+        data["points"] = 1
+        return QuestionSpec(key=key, type=qtype, prompt=prompt, explanation=explanation,
+                            data=data)
+
+    if not body:
+        raise _Unsupported("essay is not supported")
+    tf = re.fullmatch(r"(T|TRUE|F|FALSE)\s*(#.*)?", body, re.S)
+    if tf:
+        answer = tf.group(1).startswith("T")
+        data: dict = {"answer": answer}
+        feedbacks = [_plain(f, fmt) for f in re.split(r"(?<!\\)#", tf.group(2) or "")[1:]]
+        # GIFT: the first feedback is shown for a wrong answer, the second for a right one.
+        wrong, right = (feedbacks + ["", ""])[:2]
+        fb = {str(answer).lower(): right, str(not answer).lower(): wrong}
+        if any(fb.values()):
+            data["feedback"] = {k: fb[k] for k in ("true", "false") if fb[k]}
+        return spec("true_false", data)
+    if body.startswith("#"):
+        return spec("numeric", _numeric(body[1:]))
+    answers = _answers(body)
+    if not answers:
+        raise _Unsupported(f"answer block '{{{body[:30]}}}' is not a GIFT question type this "
+                           "tool supports (cloze and embedded answers are not)")
+    if any("->" in a.text for a in answers):
+        pairs, distractors = [], []
+        for n, answer in enumerate(answers, start=1):
+            left, _, right = answer.text.partition("->")
+            if not _plain(left, fmt):
+                distractors.append(_plain(right, fmt))
+            else:
+                pairs.append({"id": f"p{n}", "prompt": _plain(left, fmt),
+                              "match": _plain(right, fmt)})
+        data = {"pairs": pairs}
+        if distractors:
+            data["distractors"] = distractors
+        return spec("matching", data)
+    if all(a.marker == "=" for a in answers):
+        accepted = [_plain(a.text, fmt) for a in answers if a.weight in (None, 100.0)]
+        return spec("short_text", {"accepted": accepted})
+    options = []
+    correct = []
+    weighted = any(a.marker == "~" and a.weight and a.weight > 0 for a in answers)
+    for letter, answer in zip(_OPTION_IDS, answers, strict=False):
+        option = {"id": letter, "text": _plain(answer.text, fmt)}
+        if answer.feedback.strip():
+            option["feedback"] = _plain(answer.feedback, fmt)
+        options.append(option)
+        if (answer.marker == "=" and not weighted) or (answer.weight or 0) > 0:
+            correct.append(letter)
+    if len(answers) > len(_OPTION_IDS):
+        raise _Unsupported("more than 26 options")
+    if weighted:
+        return spec("multiple_response", {"options": options, "answer": correct,
+                                          "scoring": "partial"})
+    if len(correct) != 1:
+        raise _Unsupported(f"multiple choice with {len(correct)} '=' answers (use %weights% "
+                           "for several right answers)")
+    return spec("single_choice", {"options": options, "answer": correct[0]})
+
+
+def _numeric(body: str) -> dict:
+    """``10:0.1``, ``9..11``, or ``=10:0.1#fb =%50%10:1`` (the full-credit answer is kept)."""
+    body = body.strip()
+    if body.startswith("="):
+        full = [a for a in _answers(body) if a.weight in (None, 100.0)]
+        if not full:
+            raise _Unsupported("numeric question without a full-credit answer")
+        body = full[0].text.strip()
+    feedback_at = _find_unescaped(body, "#")
+    if feedback_at >= 0:
+        body = body[:feedback_at]
+    body = _unescape(body)
+    try:
+        if ".." in body:
+            low, high = (float(x) for x in body.split(".."))
+            answer, tolerance = (low + high) / 2, abs(high - low) / 2
+        else:
+            value, _, tol = body.partition(":")
+            answer, tolerance = float(value), float(tol or 0)
+    except ValueError:
+        raise _Unsupported(f"numeric answer '{body}' is not a number") from None
+    return {"answer": _tidy(answer), "tolerance": _tidy(tolerance),
+            "tolerance_type": "absolute"}
+
+
+def _tidy(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else round(value, 10)
+
+
+# ---------------------------------------------------------------------------- exporting
+
+def _escape(text: str) -> str:
+    text = str(text).replace("\\", "\\\\")
+    for ch in _SPECIAL:
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("\n", "\\n")
+
+
+def _weight(value: float) -> str:
+    return f"{value:.5f}".rstrip("0").rstrip(".")
+
+
+def export_gift(questions: list[QuestionSpec], category: str | None = None) -> BankResult:
+    """GIFT text for the questions; ordering (no GIFT form) is reported as unsupported."""
+    result = BankResult()
+    lines = []
+    if category:
+        lines += [f"$CATEGORY: {category}", ""]
+    for position, q in enumerate(questions, start=1):
+        data = q.data
+        if q.type == "ordering":
+            result.unsupported.append(f"question {position} '{q.key}': ordering has no GIFT "
+                                      "form; use Moodle XML")
+            continue
+        if q.type in ("single_choice", "multiple_response"):
+            parts = []
+            answer = data["answer"]
+            correct = answer if isinstance(answer, list) else [answer]
+            for option in data["options"]:
+                if q.type == "single_choice":
+                    mark = "=" if option["id"] in correct else "~"
+                else:
+                    share = 100 / len(correct)
+                    mark = f"~%{_weight(share if option['id'] in correct else -share)}%"
+                fb = f"#{_escape(option['feedback'])}" if option.get("feedback") else ""
+                parts.append(f"\t{mark}{_escape(option['text'])}{fb}")
+            body = "\n" + "\n".join(parts) + "\n"
+        elif q.type == "true_false":
+            fb = data.get("feedback") or {}
+            answer = bool(data["answer"])
+            right, wrong = fb.get(str(answer).lower(), ""), fb.get(str(not answer).lower(), "")
+            body = ("TRUE" if answer else "FALSE")
+            if right or wrong:
+                body += f"#{_escape(wrong)}#{_escape(right)}"
+        elif q.type == "matching":
+            parts = [f"\t={_escape(p['prompt'])} -> {_escape(p['match'])}"
+                     for p in data["pairs"]]
+            parts += [f"\t= -> {_escape(d)}" for d in data.get("distractors") or []]
+            body = "\n" + "\n".join(parts) + "\n"
+        elif q.type == "numeric":
+            tolerance = data.get("tolerance") or 0
+            if data.get("tolerance_type") == "percent":
+                tolerance = abs(data["answer"]) * tolerance / 100
+            body = f"#{_tidy(data['answer'])}:{_tidy(tolerance)}"
+        elif q.type == "short_text":
+            body = " ".join(f"={_escape(a)}" for a in data["accepted"])
+        else:
+            result.unsupported.append(f"question {position} '{q.key}': type {q.type} has no "
+                                      "GIFT form")
+            continue
+        if q.explanation:
+            body += f"####{_escape(q.explanation)}"
+        units = f" ({data['units']})" if q.type == "numeric" and data.get("units") else ""
+        lines += [f"// id: {q.key}, type: {q.type}",
+                  f"::{_escape(q.key)}::[markdown]{_escape(q.prompt + units)} {{{body}}}", ""]
+        result.questions.append(q)
+    result.text = "\n".join(lines)
+    return result

@@ -1,0 +1,303 @@
+"""Moodle XML question banks to and from the content format's questions.
+
+Mapped types: multichoice (single → single_choice, multiple → multiple_response), truefalse,
+matching, numerical (first full-credit answer, its tolerance, the first unit), shortanswer,
+ordering (Moodle 4.4+ core / qtype_ordering). Everything else (essay, description, cloze =
+multianswer, calculated, ddwtos, gapselect…) is reported by position and name, never dropped
+silently. Categories are skipped; embedded files (images) are not imported.
+Parsing uses defusedxml: a bank file is untrusted input (no entity expansion, no DTDs).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import xml.etree.ElementTree as ET  # noqa: S405  (building only; parsing goes through defusedxml)
+
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as SafeET
+
+from lms_plugin.catalog.content_format import BankResult, QuestionSpec, drop_invalid, unique_key
+
+_OPTION_IDS = "abcdefghijklmnopqrstuvwxyz"
+TYPE_NAMES = {"essay": "essay", "description": "description", "multianswer": "cloze "
+              "(multianswer)", "calculated": "calculated", "calculatedmulti": "calculated "
+              "multichoice", "calculatedsimple": "simple calculated", "ddwtos": "drag and drop "
+              "into text", "ddimageortext": "drag and drop onto image", "ddmarker":
+              "drag and drop markers", "gapselect": "select missing words", "randomsamatch":
+              "random short-answer matching", "random": "random"}
+
+
+def _text(element: ET.Element | None, path: str = "text") -> str:
+    """The plain text of a ``<x format=…><text>…</text></x>`` element (HTML reduced)."""
+    if element is None:
+        return ""
+    node = element.find(path) if path else element
+    raw = (node.text or "") if node is not None else ""
+    fmt = element.get("format", "html")
+    if fmt in ("html", "moodle_auto_format") or re.search(r"<[a-z][^>]*>", raw, re.I):
+        raw = re.sub(r"<br\s*/?>|</p>|</div>|</li>", "\n", raw, flags=re.I)
+        raw = html.unescape(re.sub(r"<[^>]+>", "", raw))
+    raw = raw.replace("\xa0", " ")
+    return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", raw)).strip()
+
+
+def _fraction(answer: ET.Element) -> float:
+    try:
+        return float(answer.get("fraction", "0"))
+    except ValueError:
+        return 0.0
+
+
+def _number(value: str | None) -> int | float:
+    number = float((value or "0").strip())
+    return int(number) if number.is_integer() else number
+
+
+def parse_moodle_xml(data: bytes | str) -> BankResult:
+    """Convert a Moodle XML export; unsupported or malformed questions are reported."""
+    result = BankResult()
+    try:
+        root = SafeET.fromstring(data)
+    except DefusedXmlException as exc:  # entity declarations, external references
+        result.unsupported.append(f"the file was refused: {exc}")
+        return result
+    except (SafeET.ParseError, ValueError) as exc:
+        result.unsupported.append(f"the file is not valid XML: {exc}")
+        return result
+    if root.tag != "quiz":
+        result.unsupported.append(f"expected a <quiz> root element, found <{root.tag}>")
+        return result
+    taken: set[str] = set()
+    position = 0
+    for element in root.findall("question"):
+        qtype = element.get("type", "")
+        if qtype == "category":
+            continue
+        position += 1
+        name = _text(element.find("name"))
+        where = f"question {position}" + (f" '{name}'" if name else "") + f" (type {qtype})"
+        prompt = _text(element.find("questiontext"))
+        explanation = _text(element.find("generalfeedback"))
+        idnumber = (element.findtext("idnumber") or "").strip()
+        key = unique_key(idnumber or name or prompt[:40], taken, f"q{position}")
+        try:
+            data_ = _convert(qtype, element)
+        except _Unsupported as exc:
+            taken.discard(key)
+            result.unsupported.append(f"{where}: {exc}")
+            continue
+        try:
+            points = _number(element.findtext("defaultgrade") or "1")
+        except ValueError:
+            points = 1
+        data_["points"] = points if points > 0 else 1
+        qtype_ours = data_.pop("_type")
+        result.where[key] = where
+        result.questions.append(QuestionSpec(key=key, type=qtype_ours, prompt=prompt,
+                                             explanation=explanation, data=data_))
+    return drop_invalid(result)
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def _options(element: ET.Element) -> tuple[list[dict], list[float]]:
+    options, fractions = [], []
+    answers = element.findall("answer")
+    if len(answers) > len(_OPTION_IDS):
+        raise _Unsupported("more than 26 answers")
+    for letter, answer in zip(_OPTION_IDS, answers, strict=False):
+        option = {"id": letter, "text": _text(answer)}
+        feedback = _text(answer.find("feedback"))
+        if feedback:
+            option["feedback"] = feedback
+        options.append(option)
+        fractions.append(_fraction(answer))
+    return options, fractions
+
+
+def _convert(qtype: str, element: ET.Element) -> dict:
+    if qtype == "multichoice":
+        options, fractions = _options(element)
+        single = (element.findtext("single") or "true").strip().lower() in ("true", "1")
+        correct = [o["id"] for o, f in zip(options, fractions, strict=True) if f > 0]
+        if single:
+            best = [o["id"] for o, f in zip(options, fractions, strict=True) if f >= 100]
+            if len(best) != 1:
+                raise _Unsupported(f"single-answer multichoice needs exactly one 100% answer, "
+                                   f"found {len(best)}")
+            return {"_type": "single_choice", "options": options, "answer": best[0]}
+        return {"_type": "multiple_response", "options": options, "answer": correct,
+                "scoring": "partial"}
+    if qtype == "truefalse":
+        answer, feedback = None, {}
+        for node in element.findall("answer"):
+            value = _text(node).lower()
+            if value not in ("true", "false"):
+                raise _Unsupported(f"true/false answer '{value}' is neither true nor false")
+            if _fraction(node) >= 100:
+                answer = value == "true"
+            text = _text(node.find("feedback"))
+            if text:
+                feedback[value] = text
+        if answer is None:
+            raise _Unsupported("true/false question without a 100% answer")
+        data: dict = {"_type": "true_false", "answer": answer}
+        if feedback:
+            data["feedback"] = {k: feedback[k] for k in ("true", "false") if k in feedback}
+        return data
+    if qtype == "matching":
+        pairs, distractors = [], []
+        for n, sub in enumerate(element.findall("subquestion"), start=1):
+            left, right = _text(sub), _text(sub.find("answer"), "text")
+            if left:
+                pairs.append({"id": f"p{n}", "prompt": left, "match": right})
+            elif right:
+                distractors.append(right)
+        data = {"_type": "matching", "pairs": pairs}
+        if distractors:
+            data["distractors"] = distractors
+        return data
+    if qtype == "numerical":
+        full = [a for a in element.findall("answer") if _fraction(a) >= 100]
+        if not full:
+            raise _Unsupported("numerical question without a 100% answer")
+        try:
+            data = {"_type": "numeric", "answer": _number(_text(full[0])),
+                    "tolerance": abs(_number(full[0].findtext("tolerance") or "0")),
+                    "tolerance_type": "absolute"}
+        except ValueError:
+            raise _Unsupported(f"numerical answer '{_text(full[0])}' is not a number") from None
+        unit = (element.findtext("units/unit/unit_name") or "").strip()
+        if unit:
+            data["units"] = unit
+        return data
+    if qtype == "shortanswer":
+        accepted = [_text(a) for a in element.findall("answer") if _fraction(a) >= 100]
+        accepted = [a for a in accepted if a]
+        if any("*" in a for a in accepted):
+            raise _Unsupported("short answers with * wildcards are not supported")
+        return {"_type": "short_text", "accepted": accepted}
+    if qtype == "ordering":
+        answers = element.findall("answer")
+        fractions = [_fraction(a) for a in answers]
+        if len(set(fractions)) == len(fractions) and all(f > 0 for f in fractions):
+            answers = [a for _, a in sorted(zip(fractions, answers, strict=True),
+                                            key=lambda pair: pair[0])]
+        items = [{"id": _OPTION_IDS[n], "text": _text(a)} for n, a in enumerate(answers)
+                 if n < len(_OPTION_IDS)]
+        grading = (element.findtext("gradingtype") or "").strip().upper()
+        # Moodle lists items in the correct order; our file shows them in a fixed order
+        # (the learner sees them shuffled), keyed by letters in that same correct order.
+        return {"_type": "ordering", "items": items, "answer": [i["id"] for i in items],
+                "scoring": "all_or_nothing" if grading == "ALL_OR_NOTHING" else "partial"}
+    name = TYPE_NAMES.get(qtype, qtype or "(no type)")
+    raise _Unsupported(f"{name} questions are not supported")
+
+
+# ---------------------------------------------------------------------------- exporting
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    node = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        node.text = text
+    return node
+
+
+def _texted(parent: ET.Element, tag: str, text: str, fmt: str = "markdown",
+            **attrs: str) -> ET.Element:
+    node = _sub(parent, tag, format=fmt, **attrs)
+    _sub(node, "text", text)
+    return node
+
+
+def _answer(parent: ET.Element, fraction: float, text: str, feedback: str = "",
+            fmt: str = "plain_text") -> ET.Element:
+    node = _texted(parent, "answer", text, fmt, fraction=f"{fraction:g}")
+    _texted(node, "feedback", feedback)
+    return node
+
+
+def export_moodle_xml(questions: list[QuestionSpec], category: str | None = None) -> BankResult:
+    """A Moodle XML ``<quiz>`` with one ``<question>`` per item (all seven types map)."""
+    result = BankResult()
+    quiz = ET.Element("quiz")
+    if category:
+        cat = _sub(quiz, "question", type="category")
+        _sub(_sub(cat, "category"), "text", f"$course$/top/{category}")
+    for q in questions:
+        data = q.data
+        moodle_type = {"single_choice": "multichoice", "multiple_response": "multichoice",
+                       "true_false": "truefalse", "matching": "matching",
+                       "numeric": "numerical", "short_text": "shortanswer",
+                       "ordering": "ordering"}.get(q.type)
+        if moodle_type is None:
+            result.unsupported.append(f"question '{q.key}': type {q.type} has no Moodle form")
+            continue
+        node = _sub(quiz, "question", type=moodle_type)
+        _sub(_sub(node, "name"), "text", q.key)
+        _texted(node, "questiontext", q.prompt)
+        _texted(node, "generalfeedback", q.explanation)
+        _sub(node, "defaultgrade", f"{float(data.get('points', 1)):.7f}")
+        _sub(node, "penalty", "0")
+        _sub(node, "hidden", "0")
+        _sub(node, "idnumber", q.key)
+        if q.type in ("single_choice", "multiple_response"):
+            correct = data["answer"] if isinstance(data["answer"], list) else [data["answer"]]
+            _sub(node, "single", "true" if q.type == "single_choice" else "false")
+            _sub(node, "shuffleanswers", "true")
+            _sub(node, "answernumbering", "abc")
+            for option in data["options"]:
+                right = option["id"] in correct
+                share = 100 / len(correct)
+                fraction = (100 if right else 0) if q.type == "single_choice" \
+                    else (share if right else -share)
+                _answer(node, round(fraction, 5), option["text"], option.get("feedback", ""))
+        elif q.type == "true_false":
+            fb = data.get("feedback") or {}
+            for value in ("true", "false"):
+                right = (value == "true") == bool(data["answer"])
+                _answer(node, 100 if right else 0, value, fb.get(value, ""), "moodle_auto_format")
+        elif q.type == "matching":
+            _sub(node, "shuffleanswers", "true")
+            for pair in data["pairs"]:
+                sub = _texted(node, "subquestion", pair["prompt"])
+                _sub(_sub(sub, "answer"), "text", pair["match"])
+            for extra in data.get("distractors") or []:
+                sub = _texted(node, "subquestion", "")
+                _sub(_sub(sub, "answer"), "text", extra)
+        elif q.type == "numeric":
+            tolerance = data.get("tolerance") or 0
+            if data.get("tolerance_type") == "percent":
+                tolerance = abs(data["answer"]) * tolerance / 100
+            answer = _answer(node, 100, f"{data['answer']}")
+            _sub(answer, "tolerance", f"{tolerance:g}")
+            if data.get("units"):
+                unit = _sub(_sub(node, "units"), "unit")
+                _sub(unit, "multiplier", "1")
+                _sub(unit, "unit_name", data["units"])
+                _sub(node, "showunits", "3")  # units shown as text beside the box
+                _sub(node, "unitsleft", "0")
+        elif q.type == "short_text":
+            _sub(node, "usecase", "0")
+            for accepted in data["accepted"]:
+                _answer(node, 100, accepted)
+        elif q.type == "ordering":
+            items = {item["id"]: item["text"] for item in data["items"]}
+            _sub(node, "layouttype", "VERTICAL")
+            _sub(node, "selecttype", "ALL")
+            _sub(node, "selectcount", "0")
+            _sub(node, "gradingtype", "ALL_OR_NOTHING"
+                 if data.get("scoring", "all_or_nothing") == "all_or_nothing"
+                 else "ABSOLUTE_POSITION")
+            _sub(node, "showgrading", "SHOW")
+            _sub(node, "numberingstyle", "none")
+            for n, item_id in enumerate(data["answer"], start=1):
+                _answer(node, n, items[item_id], fmt="moodle_auto_format")
+        result.questions.append(q)
+    ET.indent(quiz)
+    result.text = '<?xml version="1.0" encoding="UTF-8"?>\n' + \
+        ET.tostring(quiz, encoding="unicode") + "\n"
+    return result
