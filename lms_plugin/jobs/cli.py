@@ -1,0 +1,98 @@
+"""``lms-plugin worker`` and ``lms-plugin outbox list|retry``: thin commands over services."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from lms_plugin.errors import DomainError
+from lms_plugin.extensions import db
+from lms_plugin.jobs import services, worker
+from lms_plugin.jobs.models import STATUSES
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Run every due job, then exit (no polling).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000),
+              help="Jobs claimed per poll.")
+@click.option("--in-process", "in_process", is_flag=True,
+              help="Poll the outbox table in this process even when REDIS_URL is set.")
+@click.option("--queue", "queue_name", default=None,
+              help=f"RQ queue (default: LMS_JOB_QUEUE, else {worker.DEFAULT_QUEUE}).")
+@with_appcontext
+def worker_command(once: bool, limit: int, in_process: bool, queue_name: str | None) -> None:
+    """Run background jobs: RQ on Redis when REDIS_URL is set, else an in-process loop."""
+    worker_id = worker.make_worker_id()
+    redis_url = current_app.config.get("REDIS_URL")
+    stop = threading.Event()
+    if redis_url and not in_process:
+        click.echo(f"worker {worker_id}: RQ on {redis_url.split('@')[-1]}")
+        queue_name = queue_name or worker.queue_name()
+        worker.run_rq(redis_url, stop, once=once, queue_name=queue_name)
+        return
+    if once:
+        totals = worker.drain(worker_id, limit=limit)
+        click.echo(_summary(totals))
+        return
+
+    def _stop(signum, _frame) -> None:
+        click.echo(f"worker {worker_id}: {signal.Signals(signum).name}, stopping after the "
+                   "current job")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    click.echo(f"worker {worker_id}: polling the outbox (Ctrl-C to stop)")
+    totals = worker.run_loop(worker_id, stop, limit=limit)
+    click.echo(_summary(totals))
+
+
+def _summary(totals) -> str:
+    if not totals:
+        return "No jobs were due."
+    return "Ran jobs: " + ", ".join(f"{n} {status}" for status, n in sorted(totals.items()))
+
+
+outbox_cli = AppGroup("outbox", help="Inspect and retry background jobs (grades, rosters…).")
+
+
+@outbox_cli.command("list")
+@click.option("--status", type=click.Choice(STATUSES), help="Only jobs in this status.")
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 10000))
+def list_command(status: str | None, limit: int) -> None:
+    """List jobs of every organisation, most recently changed first."""
+    jobs = services.list_jobs(services.ALL_ORGANISATIONS, status, limit=limit)
+    if not jobs:
+        click.echo("No jobs" + (f" with status {status}." if status else "."))
+        return
+    click.echo("id\tstatus\tkind\torganisation\tattempts\tupdated (UTC)\tlast error")
+    for job in jobs:
+        error = (job.last_error or "").replace("\n", " ")[:120]
+        click.echo(f"{job.id}\t{job.status}\t{job.kind}\t{job.organisation_id or '-'}\t"
+                   f"{job.attempts}\t{job.updated_at:%Y-%m-%d %H:%M:%S}\t{error}")
+
+
+@outbox_cli.command("retry")
+@click.argument("job_id", required=False, type=int)
+@click.option("--all-failed", is_flag=True, help="Retry every failed job.")
+def retry_command(job_id: int | None, all_failed: bool) -> None:
+    """Send a failed or rejected job again now (or every failed job with --all-failed)."""
+    if (job_id is None) == (not all_failed):
+        raise click.UsageError("give a job ID or --all-failed (not both)")
+    try:
+        if all_failed:
+            ids = services.retry_all_failed(services.ALL_ORGANISATIONS)
+        else:
+            ids = [services.retry_job(job_id, services.ALL_ORGANISATIONS).id]
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    if not ids:
+        click.echo("No failed jobs.")
+    else:
+        click.echo(f"Queued again: {', '.join(f'#{i}' for i in ids)}")

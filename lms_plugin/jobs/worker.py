@@ -1,0 +1,188 @@
+"""The worker: an in-process polling loop, or RQ on Redis fed by a dispatcher.
+
+Either way the outbox table stays the single source of truth: the loop claims rows itself;
+in RQ mode the dispatcher only hands job *ids* to RQ and the RQ job claims the row with the
+same locking, so an id queued twice (two dispatchers, a Redis hiccup) still runs once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from flask import Flask, current_app, has_app_context
+from sqlalchemy.exc import OperationalError
+
+from lms_plugin.db import utcnow
+from lms_plugin.extensions import db
+from lms_plugin.jobs import schedule, services
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = "lms-outbox"
+
+
+def queue_name() -> str:
+    """The RQ queue: ``LMS_JOB_QUEUE`` (config, then environment) or the default."""
+    return (current_app.config.get("LMS_JOB_QUEUE")
+            or os.environ.get("LMS_JOB_QUEUE", "").strip() or DEFAULT_QUEUE)
+
+
+def make_worker_id() -> str:
+    """Unique per process and start: the lease owner recorded in ``locked_by``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+# --------------------------------------------------------------------------- in-process
+
+
+def drain(worker_id: str, *, limit: int = 50, now: Callable[[], datetime] = utcnow,
+          rng: random.Random | None = None) -> Counter[str]:
+    """Run jobs until none is due (``lms-plugin worker --once``); outcome counts.
+
+    A job that is due again at once (a zero delay) is tried at most twice per drain, so the
+    drain always ends.
+    """
+    totals: Counter[str] = Counter()
+    seen: set[int] = set()
+    while True:
+        schedule.enqueue_due(now())
+        report = services.run_due_jobs(worker_id, limit, now(), rng=rng)
+        totals.update(report.outcomes)
+        if report.claimed == 0 or set(report.job_ids) <= seen:
+            return totals
+        seen.update(report.job_ids)
+
+
+def run_loop(worker_id: str, stop: threading.Event, *, limit: int = 50,
+             poll_interval: float | None = None,
+             now: Callable[[], datetime] = utcnow) -> Counter[str]:
+    """Poll the outbox until ``stop`` is set (SIGTERM/SIGINT); sleep when there is no work.
+
+    A stop request lets the job in hand finish and record its outcome, then returns.
+    """
+    interval = services.setting("LMS_JOB_POLL_INTERVAL") if poll_interval is None \
+        else poll_interval
+    totals: Counter[str] = Counter()
+    while not stop.is_set():
+        try:
+            schedule.enqueue_due(now())
+            report = services.run_due_jobs(worker_id, limit, now())
+        except OperationalError as exc:  # database restarting: wait, then carry on
+            log.warning("worker %s: database unavailable (%s); retrying", worker_id,
+                        str(exc).splitlines()[0])
+            db.session.rollback()
+            stop.wait(interval)
+            continue
+        totals.update(report.outcomes)
+        if report.claimed == 0:
+            stop.wait(interval)
+    return totals
+
+
+# --------------------------------------------------------------------------- RQ on Redis
+
+
+class QueueLike(Protocol):
+    def enqueue(self, f: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def dispatch(queue: QueueLike, redis: Any, *, now: datetime | None = None,
+             limit: int = 500) -> list[int]:
+    """Hand due outbox ids to RQ; the ids queued.
+
+    A short-lived Redis marker per job state keeps several dispatchers (and repeated
+    polls) from queueing the same attempt over and over; it expires after the lease, so an
+    id lost from Redis is queued again. Duplicates that slip through are harmless: the RQ
+    job claims the row and does nothing if it is not due.
+    """
+    now = now or utcnow()
+    schedule.enqueue_due(now)
+    lease = int(services.setting("LMS_JOB_LEASE")) or 1
+    queued = []
+    name = getattr(queue, "name", DEFAULT_QUEUE)
+    for job_id, version in services.due_job_ids(now, limit):
+        if redis.set(f"lms:outbox:dispatched:{name}:{job_id}:{version}", "1", nx=True,
+                     ex=lease):
+            queue.enqueue(rq_run_job, job_id, job_timeout=lease, result_ttl=0,
+                          failure_ttl=24 * 3600)
+            queued.append(job_id)
+    return queued
+
+
+_rq_app: Flask | None = None
+
+
+def rq_run_job(job_id: int) -> str | None:
+    """The RQ job: claim outbox row ``job_id`` and run it (no-op if taken or not due).
+
+    Inside ``lms-plugin worker`` the app context is already there; under a bare ``rq worker``
+    one application is created per process.
+    """
+    global _rq_app
+    if has_app_context():
+        return services.run_job(job_id, _rq_worker_id())
+    if _rq_app is None:
+        from lms_plugin import create_app
+
+        _rq_app = create_app()
+    with _rq_app.app_context():
+        return services.run_job(job_id, _rq_worker_id())
+
+
+_RQ_WORKER_ID = make_worker_id()
+
+
+def _rq_worker_id() -> str:
+    return f"rq:{_RQ_WORKER_ID}"
+
+
+def run_rq(redis_url: str, stop: threading.Event, *, once: bool = False,
+           queue_name: str = DEFAULT_QUEUE, poll_interval: float | None = None) -> None:
+    """Dispatcher thread + RQ worker in this process (more RQ workers may run elsewhere).
+
+    With ``once``: dispatch everything due, run the queue in burst mode, repeat until
+    nothing is due.
+    """
+    from redis import Redis
+    from rq import Queue, SimpleWorker
+
+    redis = Redis.from_url(redis_url)
+    queue = Queue(queue_name, connection=redis)
+    # SimpleWorker runs jobs in this process: the app, its engine and pool are reused
+    # instead of being forked (and duplicated) per job.
+    worker = SimpleWorker([queue], connection=redis, name=f"lms-{uuid.uuid4().hex[:8]}")
+    if once:
+        while dispatch(queue, redis):
+            worker.work(burst=True, with_scheduler=False)
+        return
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    interval = services.setting("LMS_JOB_POLL_INTERVAL") if poll_interval is None \
+        else poll_interval
+
+    def _dispatcher() -> None:
+        with app.app_context():
+            while not stop.is_set():
+                try:
+                    dispatch(queue, redis)
+                except Exception:  # keep dispatching through a database or Redis blip
+                    log.exception("outbox dispatcher: pass failed")
+                    db.session.rollback()
+                stop.wait(interval)
+
+    thread = threading.Thread(target=_dispatcher, name="outbox-dispatcher", daemon=True)
+    thread.start()
+    try:
+        worker.work(with_scheduler=False)  # RQ handles SIGTERM/SIGINT as a warm shutdown
+    finally:
+        stop.set()
+        thread.join(timeout=5)
