@@ -1,0 +1,1 @@
+"""Learner experience: lessons, progress, completions, the learner home."""

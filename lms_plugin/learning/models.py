@@ -1,0 +1,51 @@
+"""What a learner has done: completions (the record reports and the LMS gradebook rely on)
+and lesson progress (so a learner resumes where they left off)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lms_plugin.db import utcnow
+from lms_plugin.extensions import db
+
+
+class Completion(db.Model):
+    """A passed quiz attempt on one module version, valid until ``expires_at`` (None = never).
+
+    Recorded in the same transaction as the grading, one per passing attempt; preview
+    attempts never make one.
+    """
+
+    __tablename__ = "completion"
+    __table_args__ = (Index("ix_completion_user_module", "user_id", "module_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    module_id: Mapped[int] = mapped_column(ForeignKey("module.id", ondelete="CASCADE"),
+                                           index=True)
+    module_version_id: Mapped[int] = mapped_column(
+        ForeignKey("module_version.id", ondelete="CASCADE"), index=True)
+    attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("quiz_attempt.id", ondelete="SET NULL"), unique=True)
+    score: Mapped[float] = mapped_column(Float)
+    passed: Mapped[bool]
+    completed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+
+
+class LessonProgress(db.Model):
+    """Which lessons of a module version a person has opened, and the last one (to resume)."""
+
+    __tablename__ = "lesson_progress"
+    __table_args__ = (UniqueConstraint("user_id", "module_version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    module_version_id: Mapped[int] = mapped_column(
+        ForeignKey("module_version.id", ondelete="CASCADE"), index=True)
+    last_position: Mapped[int] = mapped_column(default=1)
+    viewed_positions: Mapped[list[int]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

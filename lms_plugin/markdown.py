@@ -1,0 +1,65 @@
+"""Authored Markdown to safe HTML: markdown-it-py renders, nh3 sanitizes with an allow-list.
+
+Lessons are written by trainers and imported from files or the web editor, so their HTML is
+never trusted: raw HTML in the source is not rendered, and the output is cleaned again with an
+allow-list of tags, attributes and URL schemes. Relative image paths (``images/x.png``, shipped
+beside the lesson file) are rewritten to the catalog's asset route ``/content/<module_id>/…``
+so images are served by this tool (hospital networks block outside hosts).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlsplit
+
+import nh3
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+ALLOWED_TAGS = {
+    "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "code", "pre",
+    "blockquote", "ul", "ol", "li", "a", "img", "table", "thead", "tbody", "tr", "th", "td",
+    "del", "s", "sup", "sub",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "ol": {"start"},
+    "th": {"align"},
+    "td": {"align"},
+}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table") \
+    .enable("strikethrough")
+
+
+def asset_url(module_id: int, path: str) -> str | None:
+    """The asset route for a relative path, or None when the path is not a local relative one
+    (absolute URL, absolute path, fragment, or ``..`` escaping the module folder)."""
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc or path.startswith(("/", "#")) or not parts.path:
+        return None
+    clean = parts.path
+    while clean.startswith("./"):
+        clean = clean[2:]
+    segments = clean.split("/")
+    if any(seg in ("..", "") for seg in segments):
+        return None
+    return f"/content/{module_id}/{quote(clean)}"
+
+
+def render_markdown(text: str, module_id: int | None = None) -> Markup:
+    """Render and sanitize; ``module_id`` enables rewriting relative image paths."""
+    tokens = _md.parse(text or "")
+    if module_id is not None:
+        for token in tokens:
+            for child in token.children or []:
+                if child.type == "image":
+                    src = str(child.attrGet("src") or "")
+                    rewritten = asset_url(module_id, src)
+                    if rewritten is not None:
+                        child.attrSet("src", rewritten)
+    html = _md.renderer.render(tokens, _md.options, {})
+    clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                      url_schemes=URL_SCHEMES, link_rel="noopener noreferrer")
+    return Markup(clean)  # noqa: S704  (sanitized by nh3 just above)

@@ -1,0 +1,1 @@
+"""Quiz engine: attempts, drawing questions, grading exactly once."""
