@@ -50,6 +50,8 @@ def register_extensions(app: Flask) -> None:
     app.config.setdefault(
         "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
     )
+    # Moving window: a burst straddling a minute boundary cannot double the allowance.
+    app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
@@ -71,15 +73,32 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from lms_plugin import core
     from lms_plugin.accounts import views as accounts_views
+    from lms_plugin.catalog import views as catalog_views
+    from lms_plugin.jobs import views as jobs_views
+    from lms_plugin.learning import views as learning_views
+    from lms_plugin.lti import registration_views as lti_registration_views
+    from lms_plugin.lti import views as lti_views
 
-    app.register_blueprint(core.bp)
-    app.register_blueprint(accounts_views.bp)
+    for blueprint in (
+        core.bp,
+        accounts_views.bp,
+        catalog_views.bp,
+        learning_views.bp,
+        jobs_views.bp,
+        lti_registration_views.bp,
+        lti_views.bp,
+    ):
+        app.register_blueprint(blueprint)
 
 
 def register_commands(app: Flask) -> None:
     from lms_plugin.accounts.cli import users_cli
+    from lms_plugin.catalog.cli import content_cli
+    from lms_plugin.jobs.cli import outbox_cli, worker_command
+    from lms_plugin.lti.cli import keys_cli, platform_cli
 
-    app.cli.add_command(users_cli)
+    for command in (users_cli, content_cli, outbox_cli, worker_command, platform_cli, keys_cli):
+        app.cli.add_command(command)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -41,13 +41,19 @@ cli = FlaskGroup(create_app=_create_cli_app,
 @click.option("--admin-email", default="admin@example.org", show_default=True)
 @with_appcontext
 def setup(admin_email: str) -> None:
-    """First-run setup used by ``make run``: create a local admin if none exists.
-
-    (The content issue adds: import the shipped ``content/``.)
-    """
+    """First-run setup used by ``make run``: create a local admin if none exists, then
+    import the shipped ``content/`` (idempotent: unchanged modules are left alone)."""
     from lms_plugin.accounts.cli import ensure_admin
+    from lms_plugin.catalog.cli import SHIPPED_CONTENT, import_directory
+    from lms_plugin.catalog.services import DEFAULT_ORGANISATION
 
     click.get_current_context().invoke(ensure_admin, email=admin_email)
+    if (SHIPPED_CONTENT / "modules").is_dir():
+        click.echo(f"Importing the shipped content from {SHIPPED_CONTENT}:")
+        summary = import_directory(str(SHIPPED_CONTENT), DEFAULT_ORGANISATION)
+        if summary is None:
+            raise click.ClickException("the shipped content has problems (listed above)")
+        click.echo(f"Shipped content: {summary.line()}.")
 
 
 def main() -> None:

@@ -31,6 +31,13 @@ ENV_VARS: dict[str, str] = {
     "LMS_PROXY_FIX": "number of trusted reverse proxies setting X-Forwarded-* (default 0)",
     "LMS_DEFAULT_TIMEZONE": "time zone for new organisations (default America/New_York)",
     "LMS_LOGIN_RATE_LIMIT": "failed-login limit per account and per address (default 5/minute)",
+    # Read where used, by lms_plugin.jobs.services.setting (app config first, then here):
+    "LMS_JOB_GIVE_UP_AFTER": "age after which a failing background job is marked failed",
+    "LMS_JOB_BACKOFF_BASE": "first retry delay of a background job",
+    "LMS_JOB_BACKOFF_CAP": "longest retry delay of a background job",
+    "LMS_JOB_LEASE": "how long a running job may stay claimed before another worker takes it",
+    "LMS_JOB_POLL_INTERVAL": "idle sleep of the in-process worker",
+    "LMS_JOB_QUEUE": "RQ queue name when REDIS_URL is set",
 }
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import pytest
 
 from lms_plugin.authz import AUTHENTICATED, PUBLIC, policy_of
+from tests.catalog.helpers import sample_asset
 from tests.conftest import csrf_token, login
+from tests.jobs.helpers import make_job
+from tests.learning.builders import build_module
 
 ANY = frozenset({PUBLIC})
 SIGNED_IN = frozenset({AUTHENTICATED})
@@ -26,6 +29,24 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "accounts.user_list": (frozenset({"admin"}), False),
     "accounts.user_detail": (frozenset({"admin"}), True),
     "accounts.audit_log": (frozenset({"admin", "officer"}), False),
+    "catalog.asset": (SIGNED_IN, True),
+    "jobs.job_list": (frozenset({"admin"}), False),
+    # Learner pages: anyone with a role (authors/officers/admins see them as a preview).
+    "learning.home": (frozenset({"learner", "author", "officer", "admin"}), False),
+    "learning.module": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "learning.lesson": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "learning.start_quiz": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "learning.attempt": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "learning.submit": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "learning.result": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "jobs.retry": (frozenset({"admin"}), True),
+    "jobs.retry_failed": (frozenset({"admin"}), False),
+    "lti_registration.canvas_config": (ANY, False),
+    "lti_registration.dynamic_registration": (ANY, False),
+    # LTI endpoints: public, protected by the LTI security framework (state, nonce, id_token).
+    "lti.login": (ANY, False),
+    "lti.launch": (ANY, False),
+    "lti.jwks": (ANY, False),
 }
 
 PERSONAS = ("anonymous", "learner", "author", "officer", "admin", "other_admin")
@@ -37,7 +58,7 @@ def expected_allowed(persona: str, allowed: frozenset[str], scoped: bool) -> boo
     if persona == "anonymous":
         return False
     if AUTHENTICATED in allowed:
-        return True
+        return not (scoped and persona == "other_admin")  # another organisation's record
     if persona == "other_admin":
         return "admin" in allowed and not scoped
     return persona in allowed
@@ -49,6 +70,15 @@ def sample_args(factory) -> dict[str, object]:
     return {
         "filename": "app.css",
         "user_id": factory.user("learner", email="sample-person@example.org"),
+        # A lesson image of a module of the home organisation.
+        "module_id": (asset := sample_asset(factory.app))[0],
+        "path": asset[1],
+        # A failed job of the home organisation (retrying it is what an admin may do).
+        # A published module of the home organisation, with lessons and a quiz.
+        "slug": build_module(factory.app, slug="sample-module")["slug"],
+        "position": 1,
+        "job_id": make_job(factory.app, factory.organisation("General Hospital"),
+                           status="failed", last_error="sample"),
     }
 
 
