@@ -76,7 +76,9 @@ def register_blueprints(app: Flask) -> None:
     from lms_plugin.catalog import views as catalog_views
     from lms_plugin.jobs import views as jobs_views
     from lms_plugin.learning import views as learning_views
+    from lms_plugin.lti import deep_linking_views as lti_deep_linking_views
     from lms_plugin.lti import registration_views as lti_registration_views
+    from lms_plugin.lti import roster_views as lti_roster_views
     from lms_plugin.lti import views as lti_views
 
     for blueprint in (
@@ -87,6 +89,8 @@ def register_blueprints(app: Flask) -> None:
         jobs_views.bp,
         lti_registration_views.bp,
         lti_views.bp,
+        lti_deep_linking_views.bp,
+        lti_roster_views.bp,
     ):
         app.register_blueprint(blueprint)
 

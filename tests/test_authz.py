@@ -14,6 +14,7 @@ from tests.catalog.helpers import sample_asset
 from tests.conftest import csrf_token, login
 from tests.jobs.helpers import make_job
 from tests.learning.builders import build_module
+from tests.lti.ags_helpers import sample_context
 
 ANY = frozenset({PUBLIC})
 SIGNED_IN = frozenset({AUTHENTICATED})
@@ -47,6 +48,12 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "lti.login": (ANY, False),
     "lti.launch": (ANY, False),
     "lti.jwks": (ANY, False),
+    # Deep-linking picker: instructors/content developers after a deep-linking launch.
+    "lti_deep_link.picker": (frozenset({"author"}), False),
+    "lti_deep_link.respond": (frozenset({"author"}), False),
+    # LMS courses and the roster (NRPS) sync button.
+    "lti_roster.courses": (frozenset({"author", "admin"}), False),
+    "lti_roster.sync": (frozenset({"author", "admin"}), True),
 }
 
 PERSONAS = ("anonymous", "learner", "author", "officer", "admin", "other_admin")
@@ -79,6 +86,8 @@ def sample_args(factory) -> dict[str, object]:
         "position": 1,
         "job_id": make_job(factory.app, factory.organisation("General Hospital"),
                            status="failed", last_error="sample"),
+        # An LMS course of the home organisation whose launches offered NRPS.
+        "context_id": sample_context(factory.app),
     }
 
 

@@ -18,6 +18,7 @@ from lms_plugin.catalog.models import Lesson, Module, ModuleVersion
 from lms_plugin.errors import NotFound
 from lms_plugin.extensions import db
 from lms_plugin.learning.models import Completion, LessonProgress
+from lms_plugin.lti import ags_jobs
 from lms_plugin.quizzes import services as quizzes
 from lms_plugin.quizzes.models import Attempt
 
@@ -124,6 +125,7 @@ def attempt_graded(attempt: Attempt, version: ModuleVersion, now: datetime) -> C
     NEXT ISSUE (LTI AGS): enqueue the outbox job that sends this attempt's score to the LMS
     gradebook here, in this same transaction, so the grade is sent exactly once per change.
     """
+    ags_jobs.enqueue_attempt_score(attempt, version, now)  # LTI AGS: outbox job, same txn
     if attempt.preview or not attempt.passed:
         return None
     expires = add_months(now, version.validity_months) if version.validity_months else None

@@ -11,7 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms_plugin.accounts.models import Organisation, User
@@ -138,6 +147,10 @@ class LtiContext(db.Model):
     title: Mapped[str] = mapped_column(String(500), default="")
     label: Mapped[str] = mapped_column(String(255), default="")
     memberships_url: Mapped[str | None] = mapped_column(String(1000))
+    # NRPS roster sync (lti/nrps.py): when it last ran, and the platform's "differences"
+    # link from that run (only changes since then), where the platform offers one.
+    roster_synced_at: Mapped[datetime | None]
+    roster_differences_url: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -165,7 +178,9 @@ class LtiResourceLink(db.Model):
 
 
 class LtiMembership(db.Model):
-    """A person's enrolment in a course as last seen at launch (roles as the LMS sent them)."""
+    """A person's enrolment in a course as last seen at launch or roster sync (roles as the
+    LMS sent them). ``last_launch_at`` is empty for people the roster listed who never
+    launched; people removed from the course are marked inactive, never deleted."""
 
     __tablename__ = "lti_membership"
     __table_args__ = (UniqueConstraint("user_id", "context_id"),)
@@ -177,7 +192,9 @@ class LtiMembership(db.Model):
     )
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    last_launch_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_launch_at: Mapped[datetime | None]  # set by the launch; empty: never launched
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    removed_at: Mapped[datetime | None]
 
 
 class LtiStoredValue(db.Model):

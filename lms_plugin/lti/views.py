@@ -27,7 +27,7 @@ from pylti1p3.exception import LtiException, OIDCException
 from lms_plugin.authz import PUBLIC, allow
 from lms_plugin.errors import error_response
 from lms_plugin.extensions import csrf, db
-from lms_plugin.lti import keys, services
+from lms_plugin.lti import deep_linking, keys, services
 from lms_plugin.lti import launch as launch_service
 from lms_plugin.lti.store import LtiStore, purge_expired
 from lms_plugin.lti.tool import CLAIM, DbToolConf, LaunchRejected, LaunchValidator, ToolLogin
@@ -147,11 +147,10 @@ def launch():
             raise LaunchRejected(f"malformed id_token ({type(exc).__name__})", 400) from exc
         claims = validator.claims()
         message_type = claims.get(CLAIM + "message_type")
-        if message_type == "LtiDeepLinkingRequest":
-            return _refuse(400, "content selection (deep linking) is not enabled yet; "
-                           "add a link to the tool's launch URL with a module parameter "
-                           "instead", "deep linking request")
-        if message_type != "LtiResourceLinkRequest":
+        deep_link = None
+        if message_type == "LtiDeepLinkingRequest":  # 403 for learners, nothing written
+            deep_link = deep_linking.start_request(validator.registration.platform_id, claims)
+        elif message_type != "LtiResourceLinkRequest":
             return _refuse(400, f"message type {message_type} is not supported", "launch")
         outcome = launch_service.complete_launch(validator.registration.platform_id, claims)
         if not outcome.user.active:
@@ -166,6 +165,9 @@ def launch():
     login_user(outcome.user)
     session["lti"] = outcome.session_data()
     db.session.commit()
+    if deep_link is not None:
+        session["lti_deep_link"] = deep_link
+        return redirect(request.script_root + "/lti/deep-link")
     return redirect(request.script_root + outcome.redirect_path)
 
 

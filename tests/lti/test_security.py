@@ -171,8 +171,8 @@ def test_login_from_unknown_platform_or_without_hint(client, moodle, make_platfo
     assert oidc_login(client, moodle, iss="").status_code == 400
 
 
-def test_deep_linking_request_is_validated_then_answered_not_enabled(client, moodle,
-                                                                     launcher, count_rows):
+def test_deep_linking_request_from_a_learner_is_refused(client, moodle, launcher,
+                                                         count_rows):
     settings = {"deep_link_return_url": "https://lms.example/dl/return",
                 "accept_types": ["ltiResourceLink"],
                 "accept_presentation_document_targets": ["iframe", "window"]}
@@ -181,8 +181,8 @@ def test_deep_linking_request_is_validated_then_answered_not_enabled(client, moo
         "lti:message_type": "LtiDeepLinkingRequest",
         "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": settings,
     }, drop=("lti:resource_link",))
-    assert response.status_code == 400
-    assert "content selection" in response.get_data(as_text=True)
+    assert response.status_code == 403  # the default role is Learner
+    assert "only instructors" in response.get_data(as_text=True)
     assert count_rows() == before
     # Without its settings claim it fails validation instead.
     response = launcher.launch(client, moodle, {"lti:message_type": "LtiDeepLinkingRequest"},

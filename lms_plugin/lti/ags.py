@@ -1,0 +1,112 @@
+"""Assignment and Grade Services: find or create a link's line item, post a score.
+
+Called by the ``ags.score`` job handler (:mod:`lms_plugin.lti.ags_jobs`), never from a
+request: the network call happens in the worker, after the grading transaction committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from lms_plugin.lti.models import LtiPlatform, LtiResourceLink
+from lms_plugin.lti.service_client import ServiceRefused, service_request
+
+SCOPE_LINEITEM = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+SCOPE_LINEITEM_READONLY = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly"
+SCOPE_SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
+LINEITEM_TYPE = "application/vnd.ims.lis.v2.lineitem+json"
+LINEITEMS_TYPE = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+SCORE_MAXIMUM = 100
+TAG = "lms-plugin-module"
+
+
+def iso_timestamp(moment: datetime) -> str:
+    """ISO 8601 with microseconds and an explicit offset: Moodle compares by second, so
+    sub-second precision keeps two quick scores in order wherever the platform can tell."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Score:
+    user_sub: str
+    score_given: float
+    score_maximum: float
+    completed: bool
+    timestamp: datetime
+    comment: str = ""
+
+    def as_json(self, timestamp: datetime | None = None) -> dict[str, Any]:
+        """The score document; ``scoreGiven`` always travels with ``scoreMaximum`` (Canvas
+        answers 422 otherwise) and Moodle only records it with ``FullyGraded``."""
+        body: dict[str, Any] = {
+            "userId": self.user_sub,
+            "scoreGiven": round(float(self.score_given), 4),
+            "scoreMaximum": float(self.score_maximum),
+            "activityProgress": "Completed" if self.completed else "InProgress",
+            "gradingProgress": "FullyGraded" if self.completed else "Pending",
+            "timestamp": iso_timestamp(timestamp or self.timestamp),
+        }
+        if self.comment:
+            body["comment"] = self.comment[:1000]
+        return body
+
+
+def scores_url(lineitem_url: str) -> str:
+    """``<lineitem>/scores``, keeping the line item's query string (Moodle adds ``type_id``)."""
+    parts = urlsplit(lineitem_url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/scores"))
+
+
+def _lineitem_scopes(link: LtiResourceLink) -> list[str]:
+    scopes = set(link.ags_scopes or [])
+    if SCOPE_LINEITEM in scopes:
+        return [SCOPE_LINEITEM]
+    return [SCOPE_LINEITEM_READONLY] if SCOPE_LINEITEM_READONLY in scopes else [SCOPE_LINEITEM]
+
+
+def ensure_lineitem(platform: LtiPlatform, link: LtiResourceLink, label: str) -> str:
+    """The link's line item URL: the launch's, else found by resourceId, else created.
+
+    Sets ``link.lineitem_url`` (the caller commits), so the search runs once per link.
+    """
+    if link.lineitem_url:
+        return link.lineitem_url
+    if not link.lineitems_url:
+        raise ServiceRefused(400, "the platform offered no line item for this link "
+                                  "(no AGS lineitem or lineitems URL at launch)")
+    slug = link.module_slug or ""
+    scopes = _lineitem_scopes(link)
+    found = service_request(platform, "GET", link.lineitems_url, scopes,
+                            accept=LINEITEMS_TYPE,
+                            params={"resource_id": slug, "resource_link_id":
+                                    link.resource_link_id}).json()
+    for item in found if isinstance(found, list) else []:
+        if (isinstance(item, dict) and item.get("resourceId") == slug and item.get("id")
+                and item.get("resourceLinkId") in (None, "", link.resource_link_id)):
+            link.lineitem_url = str(item["id"])
+            return link.lineitem_url
+    created = service_request(platform, "POST", link.lineitems_url, [SCOPE_LINEITEM],
+                              content_type=LINEITEM_TYPE, accept=LINEITEM_TYPE, body={
+                                  "scoreMaximum": SCORE_MAXIMUM,
+                                  "label": (label or slug or "Training module")[:250],
+                                  "resourceId": slug,
+                                  "resourceLinkId": link.resource_link_id,
+                                  "tag": TAG,
+                              }).json()
+    if not isinstance(created, dict) or not created.get("id"):
+        raise ServiceRefused(400, "the platform created a line item without an id")
+    link.lineitem_url = str(created["id"])
+    return link.lineitem_url
+
+
+def post_score(platform: LtiPlatform, lineitem_url: str, score: Score,
+               timestamp: datetime | None = None) -> None:
+    """POST the score; raises the service client's errors on anything but 2xx."""
+    service_request(platform, "POST", scores_url(lineitem_url), [SCOPE_SCORE],
+                    body=score.as_json(timestamp), content_type=SCORE_TYPE)

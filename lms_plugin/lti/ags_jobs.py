@@ -1,0 +1,210 @@
+"""Grades to the LMS through the outbox: ``enqueue_score`` (in the grading transaction) and
+the ``ags.score`` job handler (in the worker).
+
+One coalesce key per (platform, resource link, LTI user). A resource link has exactly one
+line item of ours (the launch's, or the one found/created by resourceId), so the link stands
+for the line item even before the line item's URL is known. With that key the outbox keeps
+only the newest score: an older one is superseded at enqueue time or just before it runs.
+
+Outcome mapping (platform answer → job status):
+
+* network error, timeout, 5xx → retried with exponential backoff and jitter;
+* 429 → retried after the platform's ``Retry-After``;
+* Moodle 409 ("timestamp not newer", one-second granularity) → if this job still carries the
+  newest score, posted again at once with a strictly later timestamp; else ``superseded``;
+* other 4xx (Moodle 400 for a user without a gradebook role, Canvas 422 for an instructor
+  previewing, Canvas 400 for an older timestamp…) → ``rejected`` with the platform's message,
+  visible on /admin/jobs: no retry loop, no silent loss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from lms_plugin.errors import ValidationFailed
+from lms_plugin.extensions import db
+from lms_plugin.jobs.models import SUPERSEDED, OutboxJob
+from lms_plugin.jobs.services import (
+    JobContext,
+    PermanentFailure,
+    RetryLater,
+    Superseded,
+    enqueue,
+    job_handler,
+)
+from lms_plugin.lti.ags import Score, ensure_lineitem, iso_timestamp, post_score
+from lms_plugin.lti.models import (
+    LtiContext,
+    LtiIdentity,
+    LtiMembership,
+    LtiPlatform,
+    LtiResourceLink,
+)
+from lms_plugin.lti.service_client import ServiceRefused, TransientServiceError
+
+KIND = "ags.score"
+#: How many strictly later timestamps to try after Moodle's 409 before refusing.
+MAX_BUMPS = 3
+
+
+def coalesce_key(platform_id: int, link_id: int, sub: str) -> str:
+    key = f"{KIND}:{platform_id}:{link_id}:{sub}"
+    if len(key) > 255:
+        key = f"{KIND}:{platform_id}:{link_id}:sha256:{hashlib.sha256(sub.encode()).hexdigest()}"
+    return key
+
+
+def has_ags(link: LtiResourceLink) -> bool:
+    return bool(link.lineitem_url or link.lineitems_url)
+
+
+def enqueue_score(*, link_id: int, user_id: int, score_given: float, completed: bool,
+                  event_at: datetime, score_maximum: float = 100, comment: str = "",
+                  label: str = "") -> OutboxJob | None:
+    """Queue one score for a learner on one resource link (flush, no commit).
+
+    ``None`` when the link's launch offered no AGS or the person has no identity on its
+    platform (nothing to send). ``event_at`` orders scores: an older one never overwrites a
+    newer one, whatever order they are enqueued or delivered in.
+    """
+    if event_at.tzinfo is None:
+        raise ValidationFailed("event_at must be timezone-aware", field="event_at")
+    if not 0 <= float(score_given) <= float(score_maximum) or float(score_maximum) <= 0:
+        raise ValidationFailed("score must be between 0 and its maximum", field="score_given")
+    link = db.session.get(LtiResourceLink, link_id)
+    if link is None or not has_ags(link):
+        return None
+    context = db.session.get(LtiContext, link.context_id)
+    platform = db.session.get(LtiPlatform, context.platform_id) if context else None
+    if platform is None:
+        return None
+    sub = db.session.scalar(select(LtiIdentity.sub).where(
+        LtiIdentity.organisation_id == platform.organisation_id,
+        LtiIdentity.issuer == platform.issuer, LtiIdentity.user_id == user_id).limit(1))
+    if sub is None:
+        return None
+    payload: dict[str, Any] = {
+        "link_id": link.id, "platform_id": platform.id, "sub": sub,
+        "score_given": float(score_given), "score_maximum": float(score_maximum),
+        "completed": bool(completed), "timestamp": iso_timestamp(event_at),
+        "comment": comment, "label": label or link.title or link.module_slug or "",
+    }
+    return enqueue(KIND, payload, organisation_id=platform.organisation_id,
+                   coalesce_key=coalesce_key(platform.id, link.id, sub),
+                   event_at=event_at.astimezone(UTC))
+
+
+def enqueue_module_scores(*, user_id: int, module_slug: str, score_percent: float,
+                          completed: bool, event_at: datetime,
+                          comment: str = "") -> list[OutboxJob]:
+    """Queue the score on every AGS link of this module in the learner's LMS courses.
+
+    The hook the learning package calls when an attempt is graded or a module completes:
+    it needs no request or session, only who, what and when.
+    """
+    links = db.session.scalars(
+        select(LtiResourceLink)
+        .join(LtiMembership, LtiMembership.context_id == LtiResourceLink.context_id)
+        .where(LtiMembership.user_id == user_id, LtiResourceLink.module_slug == module_slug)
+        .order_by(LtiResourceLink.id)
+    ).all()
+    jobs = []
+    for link in links:
+        job = enqueue_score(link_id=link.id, user_id=user_id,
+                            score_given=max(0.0, min(float(score_percent), 100.0)),
+                            completed=completed, event_at=event_at, comment=comment)
+        if job is not None and job.status != SUPERSEDED:
+            jobs.append(job)
+    return jobs
+
+
+def _newer_exists(job_id: int) -> bool:
+    """Whether a newer score for the same key was queued since this job was claimed."""
+    job = db.session.get(OutboxJob, job_id)
+    if job is None or job.coalesce_key is None:
+        return False
+    return db.session.scalar(select(OutboxJob.id).where(
+        OutboxJob.coalesce_key == job.coalesce_key, OutboxJob.id != job.id,
+        OutboxJob.status != SUPERSEDED,
+        or_(OutboxJob.event_at > job.event_at,
+            and_(OutboxJob.event_at == job.event_at, OutboxJob.id > job.id))).limit(1)
+    ) is not None
+
+
+@job_handler(KIND)
+def deliver_score(payload: dict[str, Any], ctx: JobContext) -> None:
+    """Post one score to the platform (runs in the worker, once per claim)."""
+    link = db.session.get(LtiResourceLink, payload["link_id"])
+    platform = db.session.get(LtiPlatform, payload["platform_id"])
+    if link is None or platform is None:
+        raise PermanentFailure("the course link or platform of this score no longer exists")
+    if not platform.enabled:
+        raise PermanentFailure(f"platform {platform.name or platform.issuer} is disabled")
+    if not link.lineitem_url:
+        # First score on this link: lock its row (PostgreSQL) so concurrent workers sending
+        # other learners' scores wait here and reuse the line item rather than create twins.
+        link = db.session.get(LtiResourceLink, link.id, with_for_update=True,
+                              populate_existing=True)
+    timestamp = datetime.fromisoformat(payload["timestamp"])
+    score = Score(user_sub=payload["sub"], score_given=payload["score_given"],
+                  score_maximum=payload["score_maximum"], completed=payload["completed"],
+                  timestamp=timestamp, comment=payload.get("comment") or "")
+    try:
+        lineitem = ensure_lineitem(platform, link, payload.get("label") or "")
+        try:
+            post_score(platform, lineitem, score)
+        except ServiceRefused as exc:
+            if exc.status != 409:
+                raise
+            _after_conflict(platform, lineitem, score, ctx, exc)
+    except TransientServiceError as exc:
+        raise RetryLater(exc.reason, after_seconds=exc.retry_after) from None
+    except ServiceRefused as exc:
+        raise PermanentFailure(f"the platform refused the score (HTTP {exc.status}): "
+                               f"{exc.message}") from None
+
+
+def _after_conflict(platform: LtiPlatform, lineitem: str, score: Score, ctx: JobContext,
+                    first: ServiceRefused) -> None:
+    """Moodle's 409: the stored score's timestamp is not older than ours (same second, or our
+    own earlier post whose answer was lost). Only the newest score may be bumped."""
+    if _newer_exists(ctx.job_id):
+        raise Superseded(f"the platform holds a newer score ({first.message})")
+    base = score.timestamp.replace(microsecond=0)
+    last = first
+    for step in range(1, MAX_BUMPS + 1):
+        bumped = base + timedelta(seconds=step, microseconds=score.timestamp.microsecond)
+        try:
+            post_score(platform, lineitem, score, timestamp=bumped)
+            return
+        except ServiceRefused as exc:
+            if exc.status != 409:
+                raise
+            last = exc
+    raise ServiceRefused(409, f"the platform keeps a newer score than this one "
+                              f"({last.message})")
+
+
+def enqueue_attempt_score(attempt: Any, version: Any, now: datetime) -> list[OutboxJob]:
+    """The learning hook: a graded quiz attempt's score to the LMS gradebook.
+
+    Preview sittings send nothing. A passed attempt completes the module (Completed /
+    FullyGraded); a failed one is sent as still in progress (InProgress / Pending), so the
+    newest attempt is what the gradebook shows, like the learner's own status page.
+    """
+    if attempt.preview or attempt.score is None:
+        return []
+    from lms_plugin.catalog.models import Module
+
+    slug = db.session.scalar(select(Module.slug).where(Module.id == version.module_id))
+    if slug is None:
+        return []
+    verdict = "passed" if attempt.passed else "not passed yet"
+    return enqueue_module_scores(
+        user_id=attempt.user_id, module_slug=slug, score_percent=float(attempt.score),
+        completed=bool(attempt.passed), event_at=now,
+        comment=f"Quiz attempt {attempt.number}: {attempt.score:g}% ({verdict})")

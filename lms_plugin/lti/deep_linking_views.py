@@ -1,0 +1,76 @@
+"""The deep-linking module picker and the signed answer posted back to the LMS.
+
+Reached only after a validated ``LtiDeepLinkingRequest`` launch by an instructor or content
+developer (the launch keeps the request in ``session["lti_deep_link"]``). Thin views: the
+rules live in :mod:`lms_plugin.lti.deep_linking`.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template, request, session
+from flask_login import current_user
+
+from lms_plugin.authz import allow
+from lms_plugin.catalog import services as catalog
+from lms_plugin.errors import ValidationFailed, error_response
+from lms_plugin.extensions import db
+from lms_plugin.lti import deep_linking
+from lms_plugin.lti.services import tool_urls
+
+bp = Blueprint("lti_deep_link", __name__, url_prefix="/lti", template_folder="templates")
+SESSION_KEY = "lti_deep_link"
+
+
+def _pending():
+    pending = session.get(SESSION_KEY)
+    if not isinstance(pending, dict):
+        return None
+    return pending
+
+
+def _no_request():
+    return error_response(400, "There is no content selection in progress. Start it again "
+                               "from your course in the LMS (Add an activity → this tool).",
+                          title="No content selection")
+
+
+@bp.route("/deep-link", methods=["GET"])
+@allow("author")
+def picker():
+    pending = _pending()
+    if pending is None:
+        return _no_request()
+    raw_minutes = (request.args.get("max_minutes") or "").strip()
+    if raw_minutes and not raw_minutes.isdigit():
+        raise ValidationFailed("duration must be a whole number of minutes",
+                               field="max_minutes")
+    filters = {
+        "system": (request.args.get("system") or "").strip() or None,
+        "audience": (request.args.get("audience") or "").strip() or None,
+        "max_minutes": int(raw_minutes) if raw_minutes else None,
+        "q": (request.args.get("q") or "").strip() or None,
+    }
+    org_id = current_user.organisation_id
+    rows = deep_linking.picker_modules(org_id, **filters)
+    return render_template(
+        "lti/deep_link_picker.html", rows=rows, filters=filters,
+        systems=catalog.list_systems(org_id), audiences=deep_linking.picker_audiences(org_id),
+        accept_multiple=pending.get("accept_multiple", True), ags=pending.get("ags"))
+
+
+@bp.route("/deep-link", methods=["POST"])
+@allow("author")
+def respond():
+    pending = _pending()
+    if pending is None:
+        return _no_request()
+    slugs = [] if request.form.get("cancel") else request.form.getlist("module")
+    launch_url = tool_urls(current_app.config["LMS_BASE_URL"])["launch_url"]
+    return_url, token = deep_linking.build_response(
+        pending, current_user.organisation_id, slugs, launch_url)
+    session.pop(SESSION_KEY, None)  # one answer per request
+    db.session.commit()  # the first signing key may just have been created
+    response = current_app.make_response(render_template(
+        "lti/deep_link_return.html", return_url=return_url, token=token, count=len(slugs)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
