@@ -198,10 +198,11 @@ def one_launch(port: int, key_pem: bytes, sub: str, expect: int) -> None:
         raise RuntimeError(f"launch answered {resp.status}: {text[:300]!r}")
 
 
-def client_loop(args) -> tuple[int, int]:
+def client_loop(args) -> tuple[int, int, float]:
     port, key_pem, seconds, expect, seed = args
     rng = random.Random(seed)
     done = errors = 0
+    cpu_started = time.process_time()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -211,20 +212,59 @@ def client_loop(args) -> tuple[int, int]:
             errors += 1
             if errors <= 3:
                 print("  error:", exc, file=sys.stderr)
-    return done, errors
+    return done, errors, time.process_time() - cpu_started
 
 
-def measure(port: int, key_pem: bytes, seconds: float, clients: int, expect: int) -> float:
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_group(server_pgid: int, db_name: str) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the server's process group, the PostgreSQL
+    backends serving the bench database, and the Redis server, read from /proc."""
+    totals = {"server": 0.0, "postgres": 0.0, "redis": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        comm_end = stat.rindex(")")
+        fields = stat[comm_end + 2:].split()
+        comm = stat[stat.index("(") + 1:comm_end]
+        cpu = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+        if int(fields[2]) == server_pgid:  # pgrp
+            totals["server"] += cpu
+        elif comm == "postgres" and f" {db_name} " in cmdline:
+            totals["postgres"] += cpu
+        elif comm.startswith("redis-server"):
+            totals["redis"] += cpu
+    return totals
+
+
+def measure(port: int, key_pem: bytes, seconds: float, clients: int, expect: int,
+            server_pgid: int = 0, db_name: str = "") -> float:
     with multiprocessing.Pool(clients) as pool:
         pool.map(client_loop, [(port, key_pem, 2.0, expect, i) for i in range(clients)])  # warm
+        cpu_before = _cpu_by_group(server_pgid, db_name)
         started = time.monotonic()
         results = pool.map(client_loop, [(port, key_pem, seconds, expect, 100 + i)
                                           for i in range(clients)])
         elapsed = time.monotonic() - started
+        cpu_after = _cpu_by_group(server_pgid, db_name)
     done = sum(r[0] for r in results)
     errors = sum(r[1] for r in results)
     if errors:
         print(f"  {errors} failed launches", file=sys.stderr)
+    cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_before}
+    cpu["clients"] = sum(r[2] for r in results)
+    per_launch = "  ".join(f"{k} {v / max(done, 1) * 1000:.2f}" for k, v in cpu.items())
+    busy = sum(cpu.values()) / elapsed
+    print(f"  CPU ms per launch: {per_launch}  (these use {busy:.2f} of "
+          f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.1f})")
     return done / elapsed
 
 
@@ -299,9 +339,12 @@ def main() -> None:
         print(f"gunicorn --workers {args.workers}, {args.clients} client processes, "
               f"{args.seconds:.0f} s each, PostgreSQL"
               f"{' + Redis' if args.redis_url else ' (LTI state in the database)'}")
-        bare = measure(bare_port, key_pem, args.seconds, args.clients, 200)
+        db_name = db_url.rsplit("/", 1)[-1]
+        bare = measure(bare_port, key_pem, args.seconds, args.clients, 200,
+                       procs[1].pid, db_name)
         print(f"bare pylti1p3 (login + validate):        {bare:7.1f} launches/s")
-        full = measure(full_port, key_pem, args.seconds, args.clients, 302)
+        full = measure(full_port, key_pem, args.seconds, args.clients, 302,
+                       procs[0].pid, db_name)
         print(f"lms_plugin full launch (+ user, redirect): {full:7.1f} launches/s")
         print(f"ratio full / bare:                       {full / bare:7.1%}")
     finally:

@@ -7,6 +7,7 @@ share one issuer, so two platforms with overlapping ``sub`` values never share a
 
 from __future__ import annotations
 
+import functools
 import re
 import typing as t
 from collections.abc import Callable, Iterable, Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -145,6 +146,13 @@ def _upsert(model: type, lookup: dict[str, t.Any], create: Callable[[], t.Any]) 
 TOUCH_INTERVAL = timedelta(seconds=60)
 
 
+def _assign(row: t.Any, attr: str, value: t.Any) -> None:
+    """Set ``row.attr`` only when it changes: an unchanged returning launch then leaves the
+    session clean, so its flushes and the commit skip the unit-of-work pass entirely."""
+    if getattr(row, attr) != value:
+        setattr(row, attr, value)
+
+
 def _stale(when: datetime | None, now: datetime) -> bool:
     return when is None or now - when >= TOUCH_INTERVAL
 
@@ -182,14 +190,34 @@ def _profile(user: User, claims: Mapping[str, t.Any], custom: Mapping[str, t.Any
                     _substituted(claims.get("family_name"))) if p
     )
     if name:
-        user.name = name[:200]
+        _assign(user, "name", name[:200])
     email = _substituted(claims.get("email"))
     if email and "@" in email:
-        user.email = email.lower()[:320]
+        _assign(user, "email", email.lower()[:320])
     for field in ("job_role", "department", "facility"):
         value = _substituted(custom.get(field))
         if value:
-            setattr(user, field, value[:100])
+            _assign(user, field, value[:100])
+
+
+@functools.cache
+def _returning_query(with_course: bool) -> t.Any:
+    """Built once per process with bound parameters: constructing this statement and its
+    cache key on every launch cost about as much as running it."""
+    query = select(LtiIdentity).options(
+        joinedload(LtiIdentity.user).joinedload(User.grants)).where(
+        LtiIdentity.organisation_id == bindparam("org_id"),
+        LtiIdentity.issuer == bindparam("issuer"), LtiIdentity.sub == bindparam("sub"))
+    if not with_course:
+        return query
+    return query.add_columns(LtiContext, LtiMembership, LtiResourceLink).select_from(
+        LtiIdentity).outerjoin(
+        LtiContext, and_(LtiContext.platform_id == bindparam("platform_id"),
+                         LtiContext.context_id == bindparam("context_key"))
+    ).outerjoin(LtiMembership, and_(LtiMembership.context_id == LtiContext.id,
+                                    LtiMembership.user_id == LtiIdentity.user_id)
+    ).outerjoin(LtiResourceLink, and_(LtiResourceLink.context_id == LtiContext.id,
+                                      LtiResourceLink.resource_link_id == bindparam("link_id")))
 
 
 def complete_launch(platform_id: int, claims: Mapping[str, t.Any]) -> LaunchOutcome:
@@ -203,10 +231,21 @@ def complete_launch(platform_id: int, claims: Mapping[str, t.Any]) -> LaunchOutc
         custom = {}
     roles = [r for r in claims.get(CLAIM + "roles") or [] if isinstance(r, str)]
 
-    identity = db.session.scalar(select(LtiIdentity).options(
-        joinedload(LtiIdentity.user).selectinload(User.grants)).where(
-        LtiIdentity.organisation_id == org_id, LtiIdentity.issuer == platform.issuer,
-        LtiIdentity.sub == claims["sub"]))
+    context_claim = claims.get(CLAIM + "context")
+    context_key = (str(context_claim["id"]) if isinstance(context_claim, Mapping)
+                   and context_claim.get("id") else None)
+    link_claim = claims.get(CLAIM + "resource_link")
+    link_id = (str(link_claim["id"]) if isinstance(link_claim, Mapping)
+               and link_claim.get("id") else None)
+
+    # A returning learner's identity, user, role grants, course, enrolment and link come back
+    # in ONE query (one round trip); only what does not exist yet is inserted below.
+    found = db.session.execute(_returning_query(context_key is not None), {
+        "org_id": org_id, "issuer": platform.issuer, "sub": claims["sub"],
+        "platform_id": platform.id, "context_key": context_key, "link_id": link_id,
+    }).unique().first()
+    identity = found[0] if found is not None else None
+    known_course = tuple(found[1:]) if found is not None and context_key is not None else None
     if identity is None:
         user = User(organisation_id=org_id, name="")
         db.session.add(user)
@@ -231,37 +270,36 @@ def complete_launch(platform_id: int, claims: Mapping[str, t.Any]) -> LaunchOutc
 
     context_pk = link_pk = None
     module_slug = module_slug_from(custom, claims.get(CLAIM + "target_link_uri"))
-    context_claim = claims.get(CLAIM + "context")
-    if isinstance(context_claim, Mapping) and context_claim.get("id"):
+    if context_key is not None:
+        assert isinstance(context_claim, Mapping)
         nrps = claims.get(NRPS_CLAIM) or {}
-        link_claim = claims.get(CLAIM + "resource_link")
-        link_id = (str(link_claim["id"]) if isinstance(link_claim, Mapping)
-                   and link_claim.get("id") else None)
-        # A returning learner's course, enrolment and link in one query; _upsert below only
-        # runs for what does not exist yet.
-        known = db.session.execute(
-            select(LtiContext, LtiMembership, LtiResourceLink)
-            .outerjoin(LtiMembership, and_(LtiMembership.context_id == LtiContext.id,
-                                           LtiMembership.user_id == user.id))
-            .outerjoin(LtiResourceLink, and_(LtiResourceLink.context_id == LtiContext.id,
-                                             LtiResourceLink.resource_link_id == link_id))
-            .where(LtiContext.platform_id == platform.id,
-                   LtiContext.context_id == str(context_claim["id"]))
-        ).first()
+        known = known_course
+        if known is None:  # a first launch: the person did not exist for the query above
+            known = db.session.execute(
+                select(LtiContext, LtiMembership, LtiResourceLink)
+                .outerjoin(LtiMembership, and_(LtiMembership.context_id == LtiContext.id,
+                                               LtiMembership.user_id == user.id))
+                .outerjoin(LtiResourceLink, and_(LtiResourceLink.context_id == LtiContext.id,
+                                                 LtiResourceLink.resource_link_id == link_id))
+                .where(LtiContext.platform_id == platform.id,
+                       LtiContext.context_id == context_key)
+            ).first()
         context, membership, link = known if known is not None else (None, None, None)
         context = context or _upsert(
             LtiContext, {"platform_id": platform.id, "context_id": str(context_claim["id"])},
             lambda: LtiContext(platform_id=platform.id, context_id=str(context_claim["id"])))
-        context.title = str(context_claim.get("title") or "")[:500]
-        context.label = str(context_claim.get("label") or "")[:255]
+        _assign(context, "title", str(context_claim.get("title") or "")[:500])
+        _assign(context, "label", str(context_claim.get("label") or "")[:255])
         if isinstance(nrps, Mapping) and nrps.get("context_memberships_url"):
-            context.memberships_url = str(nrps["context_memberships_url"])[:1000]
+            _assign(context, "memberships_url", str(nrps["context_memberships_url"])[:1000])
         db.session.flush()
         context_pk = context.id
         membership = membership or _upsert(
             LtiMembership, {"user_id": user.id, "context_id": context.id},
             lambda: LtiMembership(user_id=user.id, context_id=context.id))
-        membership.roles = roles
+        _assign(membership, "roles", roles)
+        if not membership.active:  # back in the course (the roster sync had removed them)
+            membership.active, membership.removed_at = True, None
         if _stale(membership.last_launch_at, now):
             membership.last_launch_at = now
 
@@ -269,15 +307,15 @@ def complete_launch(platform_id: int, claims: Mapping[str, t.Any]) -> LaunchOutc
             link = link or _upsert(
                 LtiResourceLink, {"context_id": context.id, "resource_link_id": link_id},
                 lambda: LtiResourceLink(context_id=context.id, resource_link_id=link_id))
-            link.title = str(link_claim.get("title") or "")[:500]
+            _assign(link, "title", str(link_claim.get("title") or "")[:500])
             if module_slug:
-                link.module_slug = module_slug
+                _assign(link, "module_slug", module_slug)
             ags = claims.get(AGS_CLAIM) or {}
             if isinstance(ags, Mapping):
-                link.lineitem_url = ags.get("lineitem") or link.lineitem_url
-                link.lineitems_url = ags.get("lineitems") or link.lineitems_url
+                _assign(link, "lineitem_url", ags.get("lineitem") or link.lineitem_url)
+                _assign(link, "lineitems_url", ags.get("lineitems") or link.lineitems_url)
                 if isinstance(ags.get("scope"), list):
-                    link.ags_scopes = [s for s in ags["scope"] if isinstance(s, str)]
+                    _assign(link, "ags_scopes", [s for s in ags["scope"] if isinstance(s, str)])
             db.session.flush()
             link_pk = link.id
             module_slug = link.module_slug

@@ -18,6 +18,7 @@ pylti1p3 2.0.0 (not forked; subclassed here) leaves these to the tool:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -28,12 +29,13 @@ import jwt
 import requests
 from flask import current_app
 from jwt.algorithms import RSAAlgorithm
+from pylti1p3.actions import Action
 from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin
 from pylti1p3.deployment import Deployment
 from pylti1p3.exception import LtiException, OIDCException
 from pylti1p3.registration import Registration
 from pylti1p3.tool_config import ToolConfAbstract
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, event, select
 from sqlalchemy.orm import lazyload
 
 from lms_plugin.extensions import db
@@ -100,6 +102,94 @@ def registration_from(platform: LtiPlatform) -> LtiRegistration:
     return reg
 
 
+#: Bumped whenever a platform row is inserted, updated or deleted in this process, so the
+#: login cache below drops what it holds at once (other worker processes follow within
+#: ``LTI_REGISTRATION_CACHE_SECONDS``; the launch never uses the cache).
+_registration_generation = 0
+
+
+@event.listens_for(LtiPlatform, "after_insert")
+@event.listens_for(LtiPlatform, "after_update")
+@event.listens_for(LtiPlatform, "after_delete")
+def _platform_changed(mapper, connection, target) -> None:  # noqa: ARG001
+    global _registration_generation
+    _registration_generation += 1
+
+
+class LoginRegistrationCache:
+    """Registrations the OIDC login found, per (issuer, client_id), for a few seconds.
+
+    The login only reads the registration (its auth URL, whether it is enabled) and writes
+    nothing to the database, so with this cache a login costs no database round trip at
+    all. Only found registrations are cached (a new registration works at once). A disabled
+    registration is still refused at once at launch, which always reads its row; this
+    worker's login refuses it at once too (the generation bump above), other workers within
+    the TTL.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str], tuple[float, int, dict[str, t.Any]]] = {}
+
+    @classmethod
+    def for_app(cls) -> LoginRegistrationCache:
+        cache = current_app.extensions.get("lti_login_registrations")
+        if cache is None:
+            ttl = float(current_app.config.get("LTI_REGISTRATION_CACHE_SECONDS", 5))
+            cache = current_app.extensions["lti_login_registrations"] = cls(ttl)
+        return cache
+
+    def get(self, iss: str, client_id: str) -> dict[str, t.Any] | None:
+        with self._lock:
+            item = self._items.get((iss, client_id))
+        if item is None or item[1] != _registration_generation or time.monotonic() > item[0]:
+            return None
+        return item[2]
+
+    def put(self, iss: str, client_id: str, platform: LtiPlatform) -> None:
+        if self.ttl <= 0:
+            return
+        snapshot = {c: getattr(platform, c) for c in _SNAPSHOT_COLUMNS}
+        snapshot["role_mapping"] = dict(platform.role_mapping or {})
+        with self._lock:
+            self._items[(iss, client_id)] = (time.monotonic() + self.ttl,
+                                             _registration_generation, snapshot)
+
+
+_SNAPSHOT_COLUMNS = ("id", "organisation_id", "issuer", "client_id", "auth_login_url",
+                     "auth_token_url", "key_set_url", "public_key_pem", "token_audience",
+                     "enabled")
+
+
+def registration_from_snapshot(row: dict[str, t.Any]) -> LtiRegistration:
+    """A registration built from cached column values (no database row behind it)."""
+    reg = LtiRegistration()
+    reg.set_issuer(row["issuer"]).set_client_id(row["client_id"])
+    reg.set_auth_login_url(row["auth_login_url"]).set_auth_token_url(row["auth_token_url"])
+    reg.set_key_set_url(row["key_set_url"])
+    if row["token_audience"]:
+        reg.set_auth_audience(row["token_audience"])
+    reg.platform_id = row["id"]
+    reg.organisation_id = row["organisation_id"]
+    reg.role_mapping = dict(row["role_mapping"])
+    reg.public_key_pem = row["public_key_pem"]
+    reg.enabled = row["enabled"]  # type: ignore[attr-defined]
+    reg.platform = None  # type: ignore[attr-defined]
+    return reg
+
+
+@functools.cache
+def _launch_registration_query() -> t.Any:
+    """The launch's registration + deployment lookup, built once (bound parameters)."""
+    return select(LtiPlatform, LtiDeployment.id).options(
+        lazyload(LtiPlatform.deployments), lazyload(LtiPlatform.organisation)
+    ).outerjoin(LtiDeployment, and_(LtiDeployment.platform_id == LtiPlatform.id,
+                                    LtiDeployment.deployment_id == bindparam("deployment_id"))
+    ).where(LtiPlatform.issuer == bindparam("iss"),
+            LtiPlatform.client_id == bindparam("client_id"))
+
+
 class DbToolConf(ToolConfAbstract):
     """Registrations from ``lti_platform`` keyed by (issuer, client_id), never issuer alone."""
 
@@ -118,15 +208,12 @@ class DbToolConf(ToolConfAbstract):
     def _platform(self, iss: str, client_id: str | None,
                   deployment_id: str | None = None) -> LtiPlatform | None:
         # Deployments are checked by a targeted query: do not load them all on every launch.
-        query = select(LtiPlatform).options(lazyload(LtiPlatform.deployments)).where(
+        query = select(LtiPlatform).options(
+            lazyload(LtiPlatform.deployments), lazyload(LtiPlatform.organisation)).where(
             LtiPlatform.issuer == iss)
         if client_id and deployment_id is not None:
-            row = db.session.execute(
-                query.add_columns(LtiDeployment.id).outerjoin(LtiDeployment, and_(
-                    LtiDeployment.platform_id == LtiPlatform.id,
-                    LtiDeployment.deployment_id == deployment_id))
-                .where(LtiPlatform.client_id == client_id)
-            ).first()
+            row = db.session.execute(_launch_registration_query(), {
+                "iss": iss, "client_id": client_id, "deployment_id": deployment_id}).first()
             if row is None:
                 return None
             self._known_deployments[(iss, client_id, deployment_id)] = row[1] is not None
@@ -143,8 +230,25 @@ class DbToolConf(ToolConfAbstract):
 
     def find_registration_by_params(self, iss: str, client_id: str, *args,
                                     deployment_id: str | None = None, **kwargs):
+        if kwargs.get("action") == Action.OIDC_LOGIN and deployment_id is None:
+            return self.find_login_registration(iss, client_id)
         platform = self._platform(iss, client_id, deployment_id)
         return registration_from(platform) if platform else None
+
+    def find_login_registration(self, iss: str, client_id: str | None):
+        """The OIDC login's lookup, through :class:`LoginRegistrationCache` (see there)."""
+        if not client_id:
+            platform = self._platform(iss, client_id)
+            return registration_from(platform) if platform else None
+        cache = LoginRegistrationCache.for_app()
+        cached = cache.get(iss, client_id)
+        if cached is not None:
+            return registration_from_snapshot(cached)
+        platform = self._platform(iss, client_id)
+        if platform is None:
+            return None
+        cache.put(iss, client_id, platform)
+        return registration_from(platform)
 
     def find_deployment(self, iss: str, deployment_id: str):
         raise LtiException("deployments are found by issuer, client_id and deployment id")
