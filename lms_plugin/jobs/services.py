@@ -376,18 +376,14 @@ def _execute(job_id: int, worker_id: str, now: datetime, rng: random.Random | No
         handler(payload, context)
     except RetryLater as exc:
         retry = exc
-    except Superseded as exc:
+    except (Superseded, PermanentFailure) as exc:
+        # Final outcomes decided by the handler: undo its writes, record why, never retry.
+        status = SUPERSEDED if isinstance(exc, Superseded) else REJECTED
         db.session.rollback()
-        _settle(job_id, worker_id, now, status=SUPERSEDED, finished_at=now, locked_by=None,
-                locked_at=None, last_error=_trim(f"superseded: {exc.reason}"))
+        _settle(job_id, worker_id, now, status=status, finished_at=now, locked_by=None,
+                locked_at=None, last_error=_trim(f"{status}: {exc.reason}"))
         db.session.commit()
-        return SUPERSEDED
-    except PermanentFailure as exc:
-        db.session.rollback()
-        _settle(job_id, worker_id, now, status=REJECTED, finished_at=now, locked_by=None,
-                locked_at=None, last_error=_trim(f"rejected: {exc.reason}"))
-        db.session.commit()
-        return REJECTED
+        return status
     except Exception as exc:
         log.exception("job #%s (%s) raised; it will be retried", job_id, kind)
         retry = RetryLater(f"{type(exc).__name__}: {exc}")

@@ -113,28 +113,27 @@ def platform_show(platform_id: int) -> None:
     _echo_tool_urls()
 
 
+def _set_enabled(platform_id: int, enabled: bool) -> None:
+    try:
+        platform = services.set_enabled(platform_id, enabled)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    db.session.commit()
+    click.echo(f"Platform {platform.id} ({platform.name}) {'enabled' if enabled else 'disabled'}.")
+
+
 @platform_cli.command("disable")
 @click.argument("platform_id", type=int)
 def platform_disable(platform_id: int) -> None:
     """Refuse every login and launch from this platform (re-enable with ``enable``)."""
-    try:
-        platform = services.set_enabled(platform_id, False)
-    except DomainError as exc:
-        raise _fail(exc) from None
-    db.session.commit()
-    click.echo(f"Platform {platform.id} ({platform.name}) disabled.")
+    _set_enabled(platform_id, False)
 
 
 @platform_cli.command("enable")
 @click.argument("platform_id", type=int)
 def platform_enable(platform_id: int) -> None:
     """Accept logins and launches from this platform again."""
-    try:
-        platform = services.set_enabled(platform_id, True)
-    except DomainError as exc:
-        raise _fail(exc) from None
-    db.session.commit()
-    click.echo(f"Platform {platform.id} ({platform.name}) enabled.")
+    _set_enabled(platform_id, True)
 
 
 @platform_cli.command("add-deployment")
