@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from lms_plugin.extensions import db
@@ -23,14 +24,18 @@ from lms_plugin.lti.models import LtiIdentity, LtiResourceLink
 from tests.conftest import login
 from tests.lti.ags_helpers import fake_lms, services  # noqa: F401 (fixtures)
 
-USERS = 25
 LINKS = 4  # two with the launch's line item, two whose line item the tool creates
 COMPLETIONS = 1000
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(("users", "per_key"), [
+    (25, 10),  # ten scores per (user, line item): 100 newest scores out of 1,000 completions
+    (250, 1),  # one per (user, line item): 1,000 completions, 1,000 final scores delivered
+], ids=["ten-per-learner", "thousand-learner-items"])
 def test_thousand_completions_deliver_exactly_the_newest_scores(app, client, launcher,
-                                                                services, factory):
+                                                                services, factory,
+                                                                users, per_key):
     app.config["LTI_SERVICE_TIMEOUT"] = 0.1
     app.config["LMS_JOB_GIVE_UP_AFTER"] = "30d"
     lms = services.lms
@@ -42,16 +47,17 @@ def test_thousand_completions_deliver_exactly_the_newest_scores(app, client, lau
         if n < 2:
             items[n] = lms.add_lineitem("course-1", f"module-{n}", resource_link_id=f"link-{n}")
             lineitem = lms.lineitem_url(items[n])
-        for u in range(USERS):
+        for u in range(users):
             services.launch(launcher, client, sub=f"user-{u}", module=f"module-{n}",
                             link=f"link-{n}", lineitem=lineitem)
 
     rng = random.Random(20260302)
-    keys = [(u, n) for u in range(USERS) for n in range(LINKS)]
-    # Ten scores per key, in time order; several in the same second (Moodle's 409 case).
+    keys = [(u, n) for u in range(users) for n in range(LINKS)]
+    assert len(keys) * per_key == COMPLETIONS
+    # per_key scores per key, in time order; several in the same second (Moodle's 409 case).
     events = []
     for u, n in keys:
-        moments = sorted(rng.sample(range(0, 40_000_000), COMPLETIONS // len(keys)))
+        moments = sorted(rng.sample(range(0, 40_000_000), per_key))
         for i, micros in enumerate(moments):
             events.append((u, n, T0 + timedelta(microseconds=micros * 30), i))
     rng.shuffle(events)  # and delivered to the outbox out of order
