@@ -12,7 +12,9 @@ pylti1p3's Flask login + ``get_launch_data()`` only (bench/bare_lti_app.py). The
         [--redis-url redis://127.0.0.1:6379/0] [--profile]
 
 It creates and drops its own PostgreSQL database. The load generator runs on the same
-machine, so both figures include its cost (it signs one RSA token per launch).
+machine, so both figures include its cost (it signs one RSA token per launch); each side
+also prints CPU milliseconds per launch of its gunicorn workers, the PostgreSQL backends of
+the bench database, Redis and the clients, read from /proc over the measured window.
 """
 
 from __future__ import annotations
