@@ -29,11 +29,11 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-test
 	scripts/ensure-chromium
-	$(BIN)/ruff check lms_plugin tests bench
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check lms_plugin tests bench
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
