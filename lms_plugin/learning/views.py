@@ -46,6 +46,14 @@ def _preview_mode() -> bool:
     return False
 
 
+def _module_for(slug: str):
+    """Preview mode for this request, and the module with the version this person sees."""
+    preview = _preview_mode()
+    mod, version = services.module_and_version(current_user.organisation_id, slug,
+                                               preview=preview)
+    return preview, mod, version
+
+
 def _pv(preview: bool) -> dict[str, str]:
     """URL arguments that keep preview mode on the next page."""
     return {"preview": "1"} if preview else {}
@@ -77,9 +85,7 @@ def home():
 @bp.get("/modules/<slug>")
 @allow(*LEARNER_PAGES)
 def module(slug: str):
-    preview = _preview_mode()
-    mod, version = services.module_and_version(current_user.organisation_id, slug,
-                                               preview=preview)
+    preview, mod, version = _module_for(slug)
     overview = services.module_overview(current_user.id, mod, version, utcnow(),
                                         preview=preview)
     form = StartQuizForm(preview="1" if preview else "")
@@ -89,9 +95,7 @@ def module(slug: str):
 @bp.get("/modules/<slug>/lessons/<int:position>")
 @allow(*LEARNER_PAGES)
 def lesson(slug: str, position: int):
-    preview = _preview_mode()
-    mod, version = services.module_and_version(current_user.organisation_id, slug,
-                                               preview=preview)
+    preview, mod, version = _module_for(slug)
     if preview:
         page = services.get_lesson(version, position)
     else:
@@ -112,9 +116,7 @@ def lesson(slug: str, position: int):
 @bp.post("/modules/<slug>/quiz/start")
 @allow(*LEARNER_PAGES)
 def start_quiz(slug: str):
-    preview = _preview_mode()
-    _, version = services.module_and_version(current_user.organisation_id, slug,
-                                             preview=preview)
+    preview, _, version = _module_for(slug)
     try:
         quizzes.start_attempt(current_user.id, version.id, utcnow(), preview=preview)
         db.session.commit()
@@ -126,9 +128,7 @@ def start_quiz(slug: str):
 @bp.get("/modules/<slug>/quiz")
 @allow(*LEARNER_PAGES)
 def attempt(slug: str):
-    preview = _preview_mode()
-    mod, version = services.module_and_version(current_user.organisation_id, slug,
-                                               preview=preview)
+    preview, mod, version = _module_for(slug)
     now = utcnow()
     current = quizzes.open_attempt(current_user.id, version.id, now, preview=preview)
     if current is None:
@@ -152,8 +152,7 @@ def attempt(slug: str):
 @bp.post("/modules/<slug>/quiz/submit")
 @allow(*LEARNER_PAGES)
 def submit(slug: str):
-    preview = _preview_mode()
-    mod, _ = services.module_and_version(current_user.organisation_id, slug, preview=preview)
+    preview, mod, _ = _module_for(slug)
     form = SubmitQuizForm()
     if not form.validate_on_submit():
         raise ValidationFailed("The quiz form did not say which attempt it belongs to; "
@@ -176,9 +175,7 @@ def submit(slug: str):
 @bp.get("/modules/<slug>/result")
 @allow(*LEARNER_PAGES)
 def result(slug: str):
-    preview = _preview_mode()
-    mod, version = services.module_and_version(current_user.organisation_id, slug,
-                                               preview=preview)
+    preview, mod, version = _module_for(slug)
     attempt_id = request.args.get("attempt", type=int)
     if attempt_id is not None:
         graded = quizzes.get_attempt(attempt_id, current_user.id)
