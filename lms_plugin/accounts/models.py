@@ -30,6 +30,29 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def login_id(user_id: int, session_token: str) -> str:
+    """The Flask-Login id: it carries the session token so stale sessions are refused."""
+    return f"{user_id}:{session_token}"
+
+
+class SignedInUser(UserMixin):
+    """Enough of a :class:`User` for ``login_user`` when the row was read without the ORM
+    (the LTI launch's fast path). Only the request that signs the person in sees it; every
+    later request loads the real :class:`User` through the user loader."""
+
+    def __init__(self, user_id: int, session_token: str, active: bool) -> None:
+        self.id = user_id
+        self.session_token = session_token
+        self.active = active
+
+    def get_id(self) -> str:
+        return login_id(self.id, self.session_token)
+
+    @property
+    def is_active(self) -> bool:  # type: ignore[override]
+        return self.active
+
+
 class User(UserMixin, db.Model):
     """A person: staff arriving by LTI, or a local account (admin, officer)."""
 
@@ -58,7 +81,7 @@ class User(UserMixin, db.Model):
     )
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_token}"
+        return login_id(self.id, self.session_token)
 
     @property
     def is_active(self) -> bool:  # type: ignore[override]

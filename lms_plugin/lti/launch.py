@@ -1,6 +1,9 @@
 """What a validated launch does: find or create the person, record course and link, roles.
 
-Takes plain values (the platform id and the verified claims), flushes, never commits.
+Takes plain values (the registration and the verified claims), flushes, never commits.
+A returning learner whose rows all exist takes a fast path: the registration and every row
+the launch touches come back in one read (:func:`lookup`), and only changed columns are
+written, by primary key, without building ORM objects (``bench/README.md`` has why).
 Identities are keyed by (organisation of the platform, issuer, sub): hosted Canvas tenants
 share one issuer, so two platforms with overlapping ``sub`` values never share a user.
 """
@@ -15,16 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from lms_plugin.accounts.models import User
+from lms_plugin.accounts.models import RoleGrant, SignedInUser, User
 from lms_plugin.accounts.services import grant_role
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 from lms_plugin.lti.models import (
     LtiContext,
+    LtiDeployment,
     LtiIdentity,
     LtiMembership,
     LtiPlatform,
@@ -146,15 +150,142 @@ def _upsert(model: type, lookup: dict[str, t.Any], create: Callable[[], t.Any]) 
 TOUCH_INTERVAL = timedelta(seconds=60)
 
 
-def _assign(row: t.Any, attr: str, value: t.Any) -> None:
-    """Set ``row.attr`` only when it changes: an unchanged returning launch then leaves the
-    session clean, so its flushes and the commit skip the unit-of-work pass entirely."""
-    if getattr(row, attr) != value:
-        setattr(row, attr, value)
-
-
 def _stale(when: datetime | None, now: datetime) -> bool:
     return when is None or now - when >= TOUCH_INTERVAL
+
+
+@dataclass(frozen=True)
+class PlatformRef:
+    """What a launch needs to know of the registration it arrived through."""
+
+    id: int
+    organisation_id: int
+    issuer: str
+    role_mapping: Mapping[str, t.Any]
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What a validated id_token asks for, as column values: computed once, then compared
+    with (and written to) the rows by either path below."""
+
+    sub: str
+    profile: dict[str, str]  # user columns the claims set
+    default_name: str  # for a person the claims give no name
+    roles: tuple[str, ...]  # tool roles, sorted
+    lti_roles: list[str]  # as sent, kept on the enrolment
+    context_key: str | None
+    context: dict[str, t.Any]
+    link_id: str | None
+    link: dict[str, t.Any]
+    module_slug: str | None  # named by this launch (custom parameter or target_link_uri)
+    deployment_id: str
+    message_type: str
+
+
+def claim_keys(claims: Mapping[str, t.Any]) -> tuple[str | None, str | None]:
+    """The course (context id) and link (resource link id) an id_token names, if any."""
+    keys: list[str | None] = []
+    for claim in ("context", "resource_link"):
+        value = claims.get(CLAIM + claim)
+        keys.append(str(value["id"]) if isinstance(value, Mapping) and value.get("id")
+                    else None)
+    return keys[0], keys[1]
+
+
+def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any]) -> LaunchPlan:
+    custom = claims.get(CLAIM + "custom") or {}
+    if not isinstance(custom, Mapping):
+        custom = {}
+    roles = [r for r in claims.get(CLAIM + "roles") or [] if isinstance(r, str)]
+
+    profile: dict[str, str] = {}
+    name = _substituted(claims.get("name")) or " ".join(
+        p for p in (_substituted(claims.get("given_name")),
+                    _substituted(claims.get("family_name"))) if p
+    )
+    if name:
+        profile["name"] = name[:200]
+    email = _substituted(claims.get("email"))
+    if email and "@" in email:
+        profile["email"] = email.lower()[:320]
+    for field in ("job_role", "department", "facility"):
+        value = _substituted(custom.get(field))
+        if value:
+            profile[field] = value[:100]
+
+    context_key, link_id = claim_keys(claims)
+    context_claim = claims.get(CLAIM + "context")
+    context: dict[str, t.Any] = {}
+    if context_key is not None:
+        assert isinstance(context_claim, Mapping)
+        context = {"title": str(context_claim.get("title") or "")[:500],
+                   "label": str(context_claim.get("label") or "")[:255]}
+        nrps = claims.get(NRPS_CLAIM) or {}
+        if isinstance(nrps, Mapping) and nrps.get("context_memberships_url"):
+            context["memberships_url"] = str(nrps["context_memberships_url"])[:1000]
+
+    module_slug = module_slug_from(custom, claims.get(CLAIM + "target_link_uri"))
+    link_claim = claims.get(CLAIM + "resource_link")
+    link: dict[str, t.Any] = {}
+    if link_id is not None:
+        assert isinstance(link_claim, Mapping)
+        link["title"] = str(link_claim.get("title") or "")[:500]
+        if module_slug:
+            link["module_slug"] = module_slug
+        ags = claims.get(AGS_CLAIM) or {}
+        if isinstance(ags, Mapping):
+            if ags.get("lineitem"):
+                link["lineitem_url"] = ags["lineitem"]
+            if ags.get("lineitems"):
+                link["lineitems_url"] = ags["lineitems"]
+            if isinstance(ags.get("scope"), list):
+                link["ags_scopes"] = [s for s in ags["scope"] if isinstance(s, str)]
+
+    return LaunchPlan(
+        sub=str(claims["sub"]), profile=profile,
+        default_name=f"LMS user {claims['sub']}"[:200],
+        roles=tuple(sorted(map_roles(roles, role_mapping))), lti_roles=roles,
+        context_key=context_key, context=context, link_id=link_id, link=link,
+        module_slug=module_slug,
+        deployment_id=str(claims.get(CLAIM + "deployment_id")),
+        message_type=str(claims.get(CLAIM + "message_type")),
+    )
+
+
+def _changed(current: t.Callable[[str], t.Any], wanted: Mapping[str, t.Any]) -> dict[str, t.Any]:
+    return {k: v for k, v in wanted.items() if current(k) != v}
+
+
+def row_updates(plan: LaunchPlan, now: datetime, *, user: t.Callable[[str], t.Any],
+                identity: t.Callable[[str], t.Any],
+                context: t.Callable[[str], t.Any] | None = None,
+                membership: t.Callable[[str], t.Any] | None = None,
+                link: t.Callable[[str], t.Any] | None = None) -> dict[str, dict[str, t.Any]]:
+    """The column values to write, per row, for rows that exist (each given as a getter of
+    its current values). Both paths use this one function: the fast path on plain rows,
+    the ORM path on mapped objects. Only values that differ are returned, so an unchanged
+    returning launch writes nothing."""
+    out: dict[str, dict[str, t.Any]] = {}
+    user_set = _changed(user, plan.profile)
+    if not user_set.get("name", user("name")):
+        user_set["name"] = plan.default_name
+    if _stale(user("last_login_at"), now):
+        user_set["last_login_at"] = now
+    out["user"] = user_set
+    out["identity"] = {"last_launch_at": now} if _stale(identity("last_launch_at"), now) else {}
+    if context is not None:
+        out["context"] = _changed(context, plan.context)
+    if membership is not None:
+        member_set = _changed(membership, {"roles": plan.lti_roles})
+        if not membership("active"):  # back in the course (the roster sync had removed them)
+            member_set.update(active=True, removed_at=None)
+        if _stale(membership("last_launch_at"), now):
+            member_set["last_launch_at"] = now
+        out["membership"] = member_set
+    if link is not None:
+        out["link"] = _changed(link, plan.link)
+    return out
 
 
 @dataclass(frozen=True)
@@ -166,7 +297,8 @@ class LaunchOutcome:
     resource_link_pk: int | None
     module_slug: str | None
     message_type: str
-    user: User | None = None  # the row itself, so the view signs in without re-reading it
+    #: What ``login_user`` gets: the ORM row, or a :class:`SignedInUser` on the fast path.
+    user: User | SignedInUser | None = None
 
     def session_data(self) -> dict[str, t.Any]:
         """The plain dict put in ``flask.session["lti"]`` for the rest of the app."""
@@ -184,145 +316,216 @@ class LaunchOutcome:
         return f"/modules/{self.module_slug}" if self.module_slug else "/home"
 
 
-def _profile(user: User, claims: Mapping[str, t.Any], custom: Mapping[str, t.Any]) -> None:
-    name = _substituted(claims.get("name")) or " ".join(
-        p for p in (_substituted(claims.get("given_name")),
-                    _substituted(claims.get("family_name"))) if p
-    )
-    if name:
-        _assign(user, "name", name[:200])
-    email = _substituted(claims.get("email"))
-    if email and "@" in email:
-        _assign(user, "email", email.lower()[:320])
-    for field in ("job_role", "department", "facility"):
-        value = _substituted(custom.get(field))
-        if value:
-            _assign(user, field, value[:100])
+# --- the lookup: registration + returning learner in one statement ---------------------
+
+#: Registration columns a launch needs (also what the login cache keeps).
+PLATFORM_COLUMNS = ("id", "organisation_id", "issuer", "client_id", "auth_login_url",
+                    "auth_token_url", "key_set_url", "public_key_pem", "token_audience",
+                    "enabled", "role_mapping")
+_USER_COLUMNS = ("id", "name", "email", "job_role", "department", "facility", "active",
+                 "session_token", "last_login_at")
+_CONTEXT_COLUMNS = ("id", "title", "label", "memberships_url")
+_MEMBERSHIP_COLUMNS = ("id", "roles", "active", "last_launch_at")
+_LINK_COLUMNS = ("id", "title", "module_slug", "lineitem_url", "lineitems_url", "ags_scopes")
+
+
+@dataclass(frozen=True)
+class LaunchLookup:
+    """One read for a launch: the registration row, whether the deployment is known, and
+    what already exists of the person (identity, user, grants) and of their course
+    (context, enrolment, link). Read before the signature is checked (the registration
+    holds the key), so nothing in it may be used unless the id_token then validates."""
+
+    platform: dict[str, t.Any]
+    deployment_known: bool
+    identity: dict[str, t.Any] | None
+    user: dict[str, t.Any] | None
+    grants: frozenset[str]
+    context: dict[str, t.Any] | None
+    membership: dict[str, t.Any] | None
+    link: dict[str, t.Any] | None
+    context_key: str | None
+    link_id: str | None
+    sub: str | None
 
 
 @functools.cache
-def _returning_query(with_course: bool) -> t.Any:
-    """Built once per process with bound parameters: constructing this statement and its
-    cache key on every launch cost about as much as running it."""
-    query = select(LtiIdentity).options(
-        joinedload(LtiIdentity.user).joinedload(User.grants)).where(
-        LtiIdentity.organisation_id == bindparam("org_id"),
-        LtiIdentity.issuer == bindparam("issuer"), LtiIdentity.sub == bindparam("sub"))
-    if not with_course:
-        return query
-    return query.add_columns(LtiContext, LtiMembership, LtiResourceLink).select_from(
-        LtiIdentity).outerjoin(
-        LtiContext, and_(LtiContext.platform_id == bindparam("platform_id"),
-                         LtiContext.context_id == bindparam("context_key"))
-    ).outerjoin(LtiMembership, and_(LtiMembership.context_id == LtiContext.id,
-                                    LtiMembership.user_id == LtiIdentity.user_id)
-    ).outerjoin(LtiResourceLink, and_(LtiResourceLink.context_id == LtiContext.id,
-                                      LtiResourceLink.resource_link_id == bindparam("link_id")))
+def _lookup_query() -> t.Any:
+    """Built once per process with bound parameters (building it cost as much as running it).
+    Plain columns, no ORM entities: a returning launch builds no mapped objects at all."""
+    p, d = LtiPlatform.__table__, LtiDeployment.__table__
+    i, u, g = LtiIdentity.__table__, User.__table__, RoleGrant.__table__
+    c, m, lk = LtiContext.__table__, LtiMembership.__table__, LtiResourceLink.__table__
+    columns = [p.c[n].label("p_" + n) for n in PLATFORM_COLUMNS]
+    columns += [d.c.id.label("d_id"), i.c.id.label("i_id"),
+                i.c.last_launch_at.label("i_last_launch_at"), g.c.role.label("g_role")]
+    columns += [u.c[n].label("u_" + n) for n in _USER_COLUMNS]
+    columns += [c.c[n].label("c_" + n) for n in _CONTEXT_COLUMNS]
+    columns += [m.c[n].label("m_" + n) for n in _MEMBERSHIP_COLUMNS]
+    columns += [lk.c[n].label("l_" + n) for n in _LINK_COLUMNS]
+    joined = (
+        p.outerjoin(d, and_(d.c.platform_id == p.c.id,
+                            d.c.deployment_id == bindparam("deployment_id")))
+        .outerjoin(i, and_(i.c.organisation_id == p.c.organisation_id,
+                           i.c.issuer == p.c.issuer, i.c.sub == bindparam("sub")))
+        .outerjoin(u, u.c.id == i.c.user_id)
+        .outerjoin(g, and_(g.c.user_id == u.c.id, g.c.organisation_id == p.c.organisation_id))
+        .outerjoin(c, and_(c.c.platform_id == p.c.id,
+                           c.c.context_id == bindparam("context_key")))
+        .outerjoin(m, and_(m.c.context_id == c.c.id, m.c.user_id == u.c.id))
+        .outerjoin(lk, and_(lk.c.context_id == c.c.id,
+                            lk.c.resource_link_id == bindparam("link_id")))
+    )
+    return select(*columns).select_from(joined).where(
+        p.c.issuer == bindparam("iss"), p.c.client_id == bindparam("client_id"))
 
 
-def complete_launch(platform_id: int, claims: Mapping[str, t.Any]) -> LaunchOutcome:
-    """Apply a validated id_token: person, roles, course, link, enrolment."""
-    platform = db.session.get(LtiPlatform, platform_id)
-    assert platform is not None, "validated launch for a missing platform"
+def _part(row: Mapping[str, t.Any], prefix: str, names: Iterable[str]) -> dict[str, t.Any] | None:
+    if row[prefix + "id"] is None:
+        return None
+    return {n: row[prefix + n] for n in names}
+
+
+def lookup(iss: str, client_id: str, deployment_id: str | None, sub: str | None,
+           context_key: str | None, link_id: str | None) -> LaunchLookup | None:
+    """Registration and returning learner in ONE statement, on an autocommit connection:
+    a launch that then has nothing to write costs the pool's ping and this read, with no
+    BEGIN/COMMIT. None when no registration has this (issuer, client_id)."""
+    params = {"iss": iss, "client_id": client_id, "deployment_id": deployment_id,
+              "sub": sub, "context_key": context_key, "link_id": link_id}
+    with db.engine.connect() as conn:
+        rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            _lookup_query(), params).mappings().all()
+    if not rows:
+        return None
+    row = rows[0]
+    identity = ({"id": row["i_id"], "last_launch_at": row["i_last_launch_at"]}
+                if row["i_id"] is not None else None)
+    return LaunchLookup(
+        platform={n: row["p_" + n] for n in PLATFORM_COLUMNS},
+        deployment_known=row["d_id"] is not None,
+        identity=identity,
+        user=_part(row, "u_", _USER_COLUMNS) if identity else None,
+        grants=frozenset(r["g_role"] for r in rows if r["g_role"] is not None),
+        context=_part(row, "c_", _CONTEXT_COLUMNS),
+        membership=_part(row, "m_", _MEMBERSHIP_COLUMNS),
+        link=_part(row, "l_", _LINK_COLUMNS),
+        context_key=context_key, link_id=link_id, sub=sub,
+    )
+
+
+_TABLES = {"user": User, "identity": LtiIdentity, "context": LtiContext,
+           "membership": LtiMembership, "link": LtiResourceLink}
+
+
+def _fast_launch(platform: PlatformRef, plan: LaunchPlan, found: LaunchLookup,
+                 now: datetime) -> LaunchOutcome | None:
+    """A returning learner whose rows all exist: write only changed columns (by primary key,
+    no ORM objects), or nothing at all. None when something must be created (a first
+    launch, a new course, link or role): the ORM path below does that."""
+    if (found.sub != plan.sub or found.identity is None or found.user is None
+            or found.context_key != plan.context_key or found.link_id != plan.link_id
+            or not set(plan.roles) <= found.grants):
+        return None
+    has_context = plan.context_key is not None
+    if has_context and (found.context is None or found.membership is None
+                        or (plan.link_id is not None and found.link is None)):
+        return None
+    link = found.link if has_context and plan.link_id is not None else None
+    updates = row_updates(
+        plan, now, user=found.user.__getitem__, identity=found.identity.__getitem__,
+        context=found.context.__getitem__ if has_context else None,
+        membership=found.membership.__getitem__ if has_context else None,
+        link=link.__getitem__ if link is not None else None)
+    rows = {"user": found.user, "identity": found.identity, "context": found.context,
+            "membership": found.membership, "link": link}
+    for name, values in updates.items():
+        if values:
+            table = _TABLES[name].__table__
+            db.session.execute(update(table).where(table.c.id == rows[name]["id"])  # type: ignore[index]
+                               .values(**values))
+    user = found.user
+    return LaunchOutcome(
+        user_id=user["id"], platform_id=platform.id, deployment_id=plan.deployment_id,
+        context_pk=found.context["id"] if has_context else None,  # type: ignore[index]
+        resource_link_pk=link["id"] if link is not None else None,
+        module_slug=(plan.link.get("module_slug") or link["module_slug"]) if link is not None
+        else plan.module_slug,
+        message_type=plan.message_type,
+        user=SignedInUser(user["id"], user["session_token"], user["active"]),
+    )
+
+
+def complete_launch(platform: PlatformRef, claims: Mapping[str, t.Any],
+                    found: LaunchLookup | None = None) -> LaunchOutcome:
+    """Apply a validated id_token: person, roles, course, link, enrolment.
+
+    With ``found`` (the launch's :func:`lookup`) a returning learner takes the fast path;
+    otherwise, or when something must be created, the ORM path. Flushes, never commits.
+    """
+    plan = plan_launch(claims, platform.role_mapping)
     now = utcnow()
+    if found is not None:
+        outcome = _fast_launch(platform, plan, found, now)
+        if outcome is not None:
+            return outcome
+    return _orm_launch(platform, plan, now)
+
+
+def _orm_launch(platform: PlatformRef, plan: LaunchPlan, now: datetime) -> LaunchOutcome:
+    """Find or create every row through the ORM (inserts behind savepoints, so concurrent
+    first launches of the same person or course converge), then write what differs."""
     org_id = platform.organisation_id
-    custom = claims.get(CLAIM + "custom") or {}
-    if not isinstance(custom, Mapping):
-        custom = {}
-    roles = [r for r in claims.get(CLAIM + "roles") or [] if isinstance(r, str)]
-
-    context_claim = claims.get(CLAIM + "context")
-    context_key = (str(context_claim["id"]) if isinstance(context_claim, Mapping)
-                   and context_claim.get("id") else None)
-    link_claim = claims.get(CLAIM + "resource_link")
-    link_id = (str(link_claim["id"]) if isinstance(link_claim, Mapping)
-               and link_claim.get("id") else None)
-
-    # A returning learner's identity, user, role grants, course, enrolment and link come back
-    # in ONE query (one round trip); only what does not exist yet is inserted below.
-    found = db.session.execute(_returning_query(context_key is not None), {
-        "org_id": org_id, "issuer": platform.issuer, "sub": claims["sub"],
-        "platform_id": platform.id, "context_key": context_key, "link_id": link_id,
-    }).unique().first()
-    identity = found[0] if found is not None else None
-    known_course = tuple(found[1:]) if found is not None and context_key is not None else None
+    identity = db.session.scalar(
+        select(LtiIdentity).options(joinedload(LtiIdentity.user).joinedload(User.grants))
+        .where(LtiIdentity.organisation_id == org_id, LtiIdentity.issuer == platform.issuer,
+               LtiIdentity.sub == plan.sub))
     if identity is None:
         user = User(organisation_id=org_id, name="")
         db.session.add(user)
         db.session.flush()
         identity = _upsert(LtiIdentity, {"organisation_id": org_id, "issuer": platform.issuer,
-                                         "sub": claims["sub"]},
+                                         "sub": plan.sub},
                            lambda: LtiIdentity(organisation_id=org_id, issuer=platform.issuer,
-                                               sub=claims["sub"], user_id=user.id,
+                                               sub=plan.sub, user_id=user.id,
                                                platform_id=platform.id))
         if identity.user_id != user.id:  # lost a race with a concurrent first launch
             db.session.delete(user)
     user = identity.user
-    if _stale(identity.last_launch_at, now):
-        identity.last_launch_at = now
-    if _stale(user.last_login_at, now):
-        user.last_login_at = now
-    _profile(user, claims, custom)
-    if not user.name:
-        user.name = f"LMS user {claims['sub']}"[:200]
-    for role in sorted(map_roles(roles, platform.role_mapping)):
+    for role in plan.roles:
         grant_role(user, role, org_id)
 
-    context_pk = link_pk = None
-    module_slug = module_slug_from(custom, claims.get(CLAIM + "target_link_uri"))
-    if context_key is not None:
-        assert isinstance(context_claim, Mapping)
-        nrps = claims.get(NRPS_CLAIM) or {}
-        known = known_course
-        if known is None:  # a first launch: the person did not exist for the query above
-            known = db.session.execute(
-                select(LtiContext, LtiMembership, LtiResourceLink)
-                .outerjoin(LtiMembership, and_(LtiMembership.context_id == LtiContext.id,
-                                               LtiMembership.user_id == user.id))
-                .outerjoin(LtiResourceLink, and_(LtiResourceLink.context_id == LtiContext.id,
-                                                 LtiResourceLink.resource_link_id == link_id))
-                .where(LtiContext.platform_id == platform.id,
-                       LtiContext.context_id == context_key)
-            ).first()
-        context, membership, link = known if known is not None else (None, None, None)
-        context = context or _upsert(
-            LtiContext, {"platform_id": platform.id, "context_id": str(context_claim["id"])},
-            lambda: LtiContext(platform_id=platform.id, context_id=str(context_claim["id"])))
-        _assign(context, "title", str(context_claim.get("title") or "")[:500])
-        _assign(context, "label", str(context_claim.get("label") or "")[:255])
-        if isinstance(nrps, Mapping) and nrps.get("context_memberships_url"):
-            _assign(context, "memberships_url", str(nrps["context_memberships_url"])[:1000])
+    context = membership = link = None
+    if plan.context_key is not None:
+        context_key = plan.context_key
+        context = _upsert(
+            LtiContext, {"platform_id": platform.id, "context_id": context_key},
+            lambda: LtiContext(platform_id=platform.id, context_id=context_key))
         db.session.flush()
-        context_pk = context.id
-        membership = membership or _upsert(
+        membership = _upsert(
             LtiMembership, {"user_id": user.id, "context_id": context.id},
             lambda: LtiMembership(user_id=user.id, context_id=context.id))
-        _assign(membership, "roles", roles)
-        if not membership.active:  # back in the course (the roster sync had removed them)
-            membership.active, membership.removed_at = True, None
-        if _stale(membership.last_launch_at, now):
-            membership.last_launch_at = now
-
-        if link_id is not None:
-            link = link or _upsert(
+        if plan.link_id is not None:
+            link_id = plan.link_id
+            link = _upsert(
                 LtiResourceLink, {"context_id": context.id, "resource_link_id": link_id},
                 lambda: LtiResourceLink(context_id=context.id, resource_link_id=link_id))
-            _assign(link, "title", str(link_claim.get("title") or "")[:500])
-            if module_slug:
-                _assign(link, "module_slug", module_slug)
-            ags = claims.get(AGS_CLAIM) or {}
-            if isinstance(ags, Mapping):
-                _assign(link, "lineitem_url", ags.get("lineitem") or link.lineitem_url)
-                _assign(link, "lineitems_url", ags.get("lineitems") or link.lineitems_url)
-                if isinstance(ags.get("scope"), list):
-                    _assign(link, "ags_scopes", [s for s in ags["scope"] if isinstance(s, str)])
-            db.session.flush()
-            link_pk = link.id
-            module_slug = link.module_slug
+    rows = {"user": user, "identity": identity, "context": context,
+            "membership": membership, "link": link}
+    updates = row_updates(
+        plan, now, user=functools.partial(getattr, user),
+        identity=functools.partial(getattr, identity),
+        context=functools.partial(getattr, context) if context is not None else None,
+        membership=functools.partial(getattr, membership) if membership is not None else None,
+        link=functools.partial(getattr, link) if link is not None else None)
+    for name, values in updates.items():
+        for attr, value in values.items():
+            setattr(rows[name], attr, value)
     db.session.flush()
     return LaunchOutcome(
-        user_id=user.id, platform_id=platform.id,
-        deployment_id=str(claims.get(CLAIM + "deployment_id")),
-        context_pk=context_pk, resource_link_pk=link_pk, module_slug=module_slug,
-        message_type=str(claims.get(CLAIM + "message_type")), user=user,
+        user_id=user.id, platform_id=platform.id, deployment_id=plan.deployment_id,
+        context_pk=context.id if context is not None else None,
+        resource_link_pk=link.id if link is not None else None,
+        module_slug=link.module_slug if link is not None else plan.module_slug,
+        message_type=plan.message_type, user=user,
     )

@@ -1,8 +1,9 @@
 """Short-lived LTI state (OIDC state, nonces, launch data): Redis when configured, else the DB.
 
-pylti1p3's ``LaunchDataStorage`` interface plus :meth:`LtiStore.consume`, the atomic
-read-and-delete that makes a nonce single-use (pylti1p3 2.0.0 only checks that it exists,
-so a captured id_token could be posted again).
+pylti1p3's ``LaunchDataStorage`` interface plus :meth:`LtiStore.consume` (atomic
+read-and-delete) and :meth:`LtiStore.claim` (atomic first write), which makes a nonce
+single-use (pylti1p3 2.0.0 only checks that it exists, so a captured id_token could be posted
+again; see :mod:`lms_plugin.lti.nonces`).
 
 Keys are not bound to a pylti1p3 "session-id" cookie: the browser binding comes from the
 state cookie, or from the platform's postMessage storage when third-party cookies are
@@ -101,6 +102,22 @@ class LtiStore(LaunchDataStorage[t.Any]):
             delete(LtiStoredValue).where(LtiStoredValue.key == full,
                                          LtiStoredValue.expires_at > utcnow())
         )
+        return result.rowcount == 1
+
+    def claim(self, key: str, ttl: int) -> bool:
+        """Record ``key`` for ``ttl`` seconds unless it is already there: true for one caller
+        only (Redis ``SET NX``; in the database an insert that yields to an existing row)."""
+        full = self._key(key)
+        ttl = max(int(ttl), 1)
+        if self._redis_url:
+            return bool(_redis(self._redis_url).set(full, b"1", ex=ttl, nx=True))
+        # Two concurrent launches inserting the same key: the second waits for the first's
+        # transaction and then inserts nothing (rowcount 0).
+        dialect = db.session.get_bind().dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        result = db.session.execute(insert(LtiStoredValue).values(
+            key=full, value="true", expires_at=utcnow() + timedelta(seconds=ttl),
+        ).on_conflict_do_nothing(index_elements=[LtiStoredValue.key]))
         return result.rowcount == 1
 
     def delete(self, key: str) -> None:

@@ -5,8 +5,9 @@ pylti1p3 2.0.0 (not forked; subclassed here) leaves these to the tool:
 - ``aud``: it compares only ``aud[0]`` and never looks at ``azp``. We accept ``aud`` as a
   string equal to a registered client_id, or an array containing it; a multi-valued array
   must carry ``azp`` naming the client_id, and an ``azp`` present must always match.
-- nonce: it only checks the nonce exists. We consume it atomically (:meth:`LtiStore.consume`)
-  so a replayed id_token is refused.
+- nonce: it only checks the nonce exists. Ours are signed and expire
+  (:mod:`lms_plugin.lti.nonces`: the login stores nothing) and the launch claims each one
+  atomically (:meth:`LtiStore.claim`), so a replayed id_token is refused.
 - clock skew: it gives PyJWT no leeway; we give ``LTI_CLOCK_SKEW`` seconds (default 60) and
   require ``exp`` and ``iat``.
 - key rotation: with caching it never refetches the platform JWKS on an unknown ``kid``. We
@@ -18,7 +19,6 @@ pylti1p3 2.0.0 (not forked; subclassed here) leaves these to the tool:
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
@@ -30,15 +30,16 @@ import requests
 from flask import current_app
 from jwt.algorithms import RSAAlgorithm
 from pylti1p3.actions import Action
-from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin
+from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskOIDCLogin, FlaskSessionService
 from pylti1p3.deployment import Deployment
 from pylti1p3.exception import LtiException, OIDCException
 from pylti1p3.registration import Registration
 from pylti1p3.tool_config import ToolConfAbstract
-from sqlalchemy import and_, bindparam, event, select
+from sqlalchemy import event, select
 from sqlalchemy.orm import lazyload
 
 from lms_plugin.extensions import db
+from lms_plugin.lti import launch, nonces
 from lms_plugin.lti.models import LtiDeployment, LtiPlatform
 from lms_plugin.lti.store import LtiStore
 
@@ -96,9 +97,8 @@ def registration_from(platform: LtiPlatform) -> LtiRegistration:
     reg.role_mapping = dict(platform.role_mapping or {})
     reg.public_key_pem = platform.public_key_pem
     reg.enabled = platform.enabled  # type: ignore[attr-defined]
-    # Holding the row keeps it in the session's identity map, so the launch service's
-    # ``session.get`` finds it without another query.
-    reg.platform = platform  # type: ignore[attr-defined]
+    reg.ref = launch.PlatformRef(platform.id, platform.organisation_id, platform.issuer,
+                                 reg.role_mapping)
     return reg
 
 
@@ -150,16 +150,10 @@ class LoginRegistrationCache:
     def put(self, iss: str, client_id: str, platform: LtiPlatform) -> None:
         if self.ttl <= 0:
             return
-        snapshot = {c: getattr(platform, c) for c in _SNAPSHOT_COLUMNS}
-        snapshot["role_mapping"] = dict(platform.role_mapping or {})
+        snapshot = {c: getattr(platform, c) for c in launch.PLATFORM_COLUMNS}
         with self._lock:
             self._items[(iss, client_id)] = (time.monotonic() + self.ttl,
                                              _registration_generation, snapshot)
-
-
-_SNAPSHOT_COLUMNS = ("id", "organisation_id", "issuer", "client_id", "auth_login_url",
-                     "auth_token_url", "key_set_url", "public_key_pem", "token_audience",
-                     "enabled")
 
 
 def registration_from_snapshot(row: dict[str, t.Any]) -> LtiRegistration:
@@ -172,22 +166,12 @@ def registration_from_snapshot(row: dict[str, t.Any]) -> LtiRegistration:
         reg.set_auth_audience(row["token_audience"])
     reg.platform_id = row["id"]
     reg.organisation_id = row["organisation_id"]
-    reg.role_mapping = dict(row["role_mapping"])
+    reg.role_mapping = dict(row["role_mapping"] or {})
     reg.public_key_pem = row["public_key_pem"]
     reg.enabled = row["enabled"]  # type: ignore[attr-defined]
-    reg.platform = None  # type: ignore[attr-defined]
+    reg.ref = launch.PlatformRef(row["id"], row["organisation_id"], row["issuer"],
+                                 reg.role_mapping)
     return reg
-
-
-@functools.cache
-def _launch_registration_query() -> t.Any:
-    """The launch's registration + deployment lookup, built once (bound parameters)."""
-    return select(LtiPlatform, LtiDeployment.id).options(
-        lazyload(LtiPlatform.deployments), lazyload(LtiPlatform.organisation)
-    ).outerjoin(LtiDeployment, and_(LtiDeployment.platform_id == LtiPlatform.id,
-                                    LtiDeployment.deployment_id == bindparam("deployment_id"))
-    ).where(LtiPlatform.issuer == bindparam("iss"),
-            LtiPlatform.client_id == bindparam("client_id"))
 
 
 class DbToolConf(ToolConfAbstract):
@@ -201,23 +185,34 @@ class DbToolConf(ToolConfAbstract):
 
     def __init__(self) -> None:
         super().__init__()
-        # (iss, client_id, deployment_id) answered while finding the registration, so a
-        # launch checks its deployment without a second query.
+        # (iss, client_id, deployment_id) answered by the launch's lookup, so the launch
+        # checks its deployment without a second query.
         self._known_deployments: dict[tuple[str, str, str], bool] = {}
 
-    def _platform(self, iss: str, client_id: str | None,
-                  deployment_id: str | None = None) -> LtiPlatform | None:
-        # Deployments are checked by a targeted query: do not load them all on every launch.
+    def find_launch(self, iss: str, client_id: str, body: dict[str, t.Any]
+                    ) -> tuple[LtiRegistration, launch.LaunchLookup] | None:
+        """The launch's registration, read fresh every time (a disabled registration or a
+        removed deployment is refused at once, whatever a login cache holds), together with
+        the returning learner's rows in the same statement (:func:`launch.lookup`)."""
+        deployment_id = body.get(CLAIM + "deployment_id")
+        deployment_id = deployment_id if isinstance(deployment_id, str) else None
+        sub = body.get("sub")
+        context_key, link_id = launch.claim_keys(body)
+        found = launch.lookup(iss, client_id, deployment_id,
+                              sub if isinstance(sub, str) and len(sub) <= 255 else None,
+                              context_key if context_key and len(context_key) <= 255 else None,
+                              link_id if link_id and len(link_id) <= 255 else None)
+        if found is None:
+            return None
+        if deployment_id is not None:
+            self._known_deployments[(iss, client_id, deployment_id)] = found.deployment_known
+        return registration_from_snapshot(found.platform), found
+
+    def _platform(self, iss: str, client_id: str | None) -> LtiPlatform | None:
+        # Deployments are checked by a targeted query: do not load them all.
         query = select(LtiPlatform).options(
             lazyload(LtiPlatform.deployments), lazyload(LtiPlatform.organisation)).where(
             LtiPlatform.issuer == iss)
-        if client_id and deployment_id is not None:
-            row = db.session.execute(_launch_registration_query(), {
-                "iss": iss, "client_id": client_id, "deployment_id": deployment_id}).first()
-            if row is None:
-                return None
-            self._known_deployments[(iss, client_id, deployment_id)] = row[1] is not None
-            return row[0]
         if client_id:
             return db.session.scalar(query.where(LtiPlatform.client_id == client_id))
         # A login without client_id (allowed by the spec) is unambiguous only when the
@@ -232,7 +227,7 @@ class DbToolConf(ToolConfAbstract):
                                     deployment_id: str | None = None, **kwargs):
         if kwargs.get("action") == Action.OIDC_LOGIN and deployment_id is None:
             return self.find_login_registration(iss, client_id)
-        platform = self._platform(iss, client_id, deployment_id)
+        platform = self._platform(iss, client_id)
         return registration_from(platform) if platform else None
 
     def find_login_registration(self, iss: str, client_id: str | None):
@@ -321,8 +316,27 @@ class PlatformKeyCache:
 platform_keys = PlatformKeyCache()
 
 
+class _SignedNonceSessionService(FlaskSessionService):
+    """pylti1p3's session service, minus storing the nonce: ours are signed (see nonces)."""
+
+    def save_nonce(self, nonce: str) -> None:
+        return None
+
+    def check_nonce(self, nonce: str) -> bool:
+        return nonces.expiry(current_app.config["SECRET_KEY"], nonce) is not None
+
+
 class ToolLogin(FlaskOIDCLogin):
-    """OIDC third-party-initiated login that refuses disabled registrations."""
+    """OIDC third-party-initiated login that refuses disabled registrations and issues
+    signed nonces (so the login itself writes nothing anywhere)."""
+
+    def __init__(self, request, tool_config, launch_data_storage=None) -> None:
+        super().__init__(request, tool_config,
+                         session_service=_SignedNonceSessionService(request),
+                         launch_data_storage=launch_data_storage)
+
+    def _generate_nonce(self) -> str:
+        return nonces.issue(current_app.config["SECRET_KEY"])
 
     def validate_oidc_login(self) -> Registration:
         try:
@@ -338,6 +352,9 @@ class LaunchValidator(FlaskMessageLaunch):
     """pylti1p3's message launch with the checks 2.0.0 leaves out (see module docstring)."""
 
     _registration: LtiRegistration | None
+    #: What the registration lookup also found of the person and course (used only once
+    #: the id_token has validated).
+    lookup: launch.LaunchLookup | None = None
     #: Set by the view when the state was verified in the platform's postMessage storage
     #: (the launch arrived without our state cookie because third-party cookies are blocked).
     state_verified: bool = False
@@ -410,14 +427,13 @@ class LaunchValidator(FlaskMessageLaunch):
         if not iss or not isinstance(iss, str):
             raise LaunchRejected("id_token has no issuer (iss)", 401)
         client_id = self._client_id()
-        deployment_id = self._jwt.get("body", {}).get(CLAIM + "deployment_id")
-        registration = self._tool_config.find_registration_by_params(
-            iss, client_id,
-            deployment_id=deployment_id if isinstance(deployment_id, str) else None)
-        if registration is None:
+        assert isinstance(self._tool_config, DbToolConf)
+        found = self._tool_config.find_launch(iss, client_id, self._jwt.get("body", {}))
+        if found is None:
             raise LaunchRejected(
                 f"no registration for issuer {iss} and client id {client_id} (unknown issuer "
                 "or audience)", 401)
+        registration, self.lookup = found
         if not registration.enabled:
             raise LaunchRejected("this platform registration is disabled", 403)
         self._registration = registration
@@ -454,9 +470,10 @@ class LaunchValidator(FlaskMessageLaunch):
         nonce = self._jwt.get("body", {}).get("nonce")
         if not nonce or not isinstance(nonce, str):
             raise LaunchRejected("id_token has no nonce", 401)
+        expires = nonces.expiry(current_app.config["SECRET_KEY"], nonce)
         store = self._session_service.data_storage
-        if not isinstance(store, LtiStore) or not store.consume(
-                self._session_service._get_key("nonce", nonce)):
+        if expires is None or not isinstance(store, LtiStore) or not store.claim(
+                "nonce-used-" + nonce, expires - int(time.time()) + 1):
             raise LaunchRejected("nonce unknown, expired or already used (replay)", 401)
         return self
 

@@ -58,7 +58,7 @@ def _param(name: str) -> str | None:
 @allow(PUBLIC)
 def login():
     """OIDC third-party-initiated login: check the registration, then send the browser to the
-    platform's auth endpoint with a fresh state (cookie) and nonce (stored server-side)."""
+    platform's auth endpoint with a fresh state (cookie) and a signed nonce (nothing stored)."""
     store = LtiStore.for_app()
     storage_target = _param("lti_storage_target")
     oidc = ToolLogin(FlaskRequest(), DbToolConf(), launch_data_storage=store)
@@ -152,7 +152,8 @@ def launch():
             deep_link = deep_linking.start_request(validator.registration.platform_id, claims)
         elif message_type != "LtiResourceLinkRequest":
             return _refuse(400, f"message type {message_type} is not supported", "launch")
-        outcome = launch_service.complete_launch(validator.registration.platform_id, claims)
+        outcome = launch_service.complete_launch(validator.registration.ref, claims,
+                                                 validator.lookup)
         if not outcome.user.active:
             return _refuse(403, "this account has been deactivated in the training tool",
                            "launch")
