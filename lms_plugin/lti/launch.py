@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import and_, bindparam, select, update
-from sqlalchemy.exc import IntegrityError
+from flask import current_app
+from sqlalchemy import Engine, and_, bindparam, create_engine, select, union_all, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import joinedload
 
 from lms_plugin.accounts.models import RoleGrant, SignedInUser, User
@@ -386,16 +387,31 @@ def _part(row: Mapping[str, t.Any], prefix: str, names: Iterable[str]) -> dict[s
     return {n: row[prefix + n] for n in names}
 
 
+def _reader() -> Engine:
+    """The engine the launch's lookup (and fast-path write) runs on: autocommit (no
+    BEGIN/COMMIT round trips) and without the pool's pre-ping (a round trip per checkout),
+    which :func:`_on_reader` replaces by retrying once on a dropped connection. Its own
+    small pool per worker process (created there, after gunicorn forks); SQLite just uses
+    the application's engine."""
+    engine = db.engine
+    if engine.dialect.name == "sqlite":
+        return engine
+    reader = current_app.extensions.get("lti_launch_reader")
+    if reader is None or reader.url != engine.url:
+        reader = current_app.extensions["lti_launch_reader"] = create_engine(
+            engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_size=2,
+            max_overflow=8)
+    return reader
+
+
 def lookup(iss: str, client_id: str, deployment_id: str | None, sub: str | None,
            context_key: str | None, link_id: str | None) -> LaunchLookup | None:
-    """Registration and returning learner in ONE statement, on an autocommit connection:
-    a launch that then has nothing to write costs the pool's ping and this read, with no
-    BEGIN/COMMIT. None when no registration has this (issuer, client_id)."""
+    """Registration and returning learner in ONE statement on an autocommit connection
+    (:func:`_reader`): a launch that then has nothing to write costs this one round trip.
+    None when no registration has this (issuer, client_id)."""
     params = {"iss": iss, "client_id": client_id, "deployment_id": deployment_id,
               "sub": sub, "context_key": context_key, "link_id": link_id}
-    with db.engine.connect() as conn:
-        rows = conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-            _lookup_query(), params).mappings().all()
+    rows = _on_reader(lambda conn: conn.execute(_lookup_query(), params).mappings().all())
     if not rows:
         return None
     row = rows[0]
@@ -412,6 +428,38 @@ def lookup(iss: str, client_id: str, deployment_id: str | None, sub: str | None,
         link=_part(row, "l_", _LINK_COLUMNS),
         context_key=context_key, link_id=link_id, sub=sub,
     )
+
+
+def _on_reader(work: Callable[[t.Any], t.Any]) -> t.Any:
+    """Run ``work(connection)`` on a reader connection; once more on a fresh connection if
+    the server had dropped this one (the reader skips the pool's ping). Only for work that
+    is one statement: it either happened or not, and running it again does no harm."""
+    for attempt in (1, 2):
+        try:
+            with _reader().connect() as conn:
+                return work(conn)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _write_rows(writes: list[tuple[t.Any, int, dict[str, t.Any]]]) -> None:
+    """Update these rows (table, primary key, values). On PostgreSQL as ONE statement on the
+    autocommit reader (each UPDATE a data-modifying CTE), so it is atomic by itself and costs
+    one round trip instead of ping + BEGIN + one UPDATE per row + COMMIT. On SQLite through
+    the request's session (one writer at a time there), committed with the request."""
+    statements = [update(table).where(table.c.id == pk).values(**values)
+                  for table, pk, values in writes]
+    if _reader().dialect.name != "postgresql":
+        for statement in statements:
+            db.session.execute(statement)
+        return
+    ctes = [stmt.returning(table.c.id).cte(f"w{n}")
+            for n, (stmt, (table, _, _)) in enumerate(zip(statements, writes, strict=True))]
+    reads = [select(cte.c.id) for cte in ctes]  # referenced, so each CTE is rendered
+    combined = reads[0] if len(reads) == 1 else union_all(*reads)
+    _on_reader(lambda conn: conn.execute(combined).all())
 
 
 _TABLES = {"user": User, "identity": LtiIdentity, "context": LtiContext,
@@ -439,12 +487,16 @@ def _fast_launch(platform: PlatformRef, plan: LaunchPlan, found: LaunchLookup,
         link=link.__getitem__ if link is not None else None)
     rows = {"user": found.user, "identity": found.identity, "context": found.context,
             "membership": found.membership, "link": link}
+    writes = []
     for name, values in updates.items():
         if values:
             table = _TABLES[name].__table__
-            db.session.execute(update(table).where(table.c.id == rows[name]["id"])  # type: ignore[index]
-                               .values(**values))
+            if "updated_at" in table.c:
+                values["updated_at"] = now
+            writes.append((table, rows[name]["id"], values))  # type: ignore[index]
     user = found.user
+    if writes and user["active"]:  # a deactivated person is refused: nothing is written
+        _write_rows(writes)
     return LaunchOutcome(
         user_id=user["id"], platform_id=platform.id, deployment_id=plan.deployment_id,
         context_pk=found.context["id"] if has_context else None,  # type: ignore[index]

@@ -26,7 +26,7 @@ from pylti1p3.exception import LtiException, OIDCException
 
 from lms_plugin.authz import PUBLIC, allow
 from lms_plugin.errors import error_response
-from lms_plugin.extensions import csrf, db
+from lms_plugin.extensions import csrf, db, limiter
 from lms_plugin.lti import deep_linking, keys, services
 from lms_plugin.lti import launch as launch_service
 from lms_plugin.lti.store import LtiStore, purge_expired
@@ -51,6 +51,17 @@ def _refuse(status: int, reason: str, where: str):
 def _param(name: str) -> str | None:
     source = request.args if request.method == "GET" else request.form
     return source.get(name) or request.args.get(name)
+
+
+#: Endpoints the rate limiter leaves alone: they have no limits of their own (the LTI
+#: security framework protects them) and the limiter's per-request bookkeeping was a
+#: measurable share of a launch (``bench/README.md``).
+UNLIMITED_ENDPOINTS = frozenset({"lti.login", "lti.launch", "lti.jwks"})
+
+
+@limiter.request_filter
+def _not_rate_limited() -> bool:
+    return request.endpoint in UNLIMITED_ENDPOINTS
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -87,9 +98,11 @@ def login():
         oidc._cookie_service.update_response(response)  # the cookie still helps if allowed
     else:
         response = redirect_obj.do_redirect()
-    if not current_app.config.get("REDIS_URL") and random.random() < 0.01:
-        purge_expired()  # without Redis nothing else expires the table's rows
-    db.session.commit()
+    if not current_app.config.get("REDIS_URL"):
+        if random.random() < 0.01:
+            purge_expired()  # without Redis nothing else expires the table's rows
+        db.session.commit()  # the postMessage storage entry, the purge (a login writes
+        # nothing else: the nonce is signed, the registration may come from the cache)
     response.headers["Cache-Control"] = "no-store"
     return response
 

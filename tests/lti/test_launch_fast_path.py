@@ -11,31 +11,32 @@ nothing changed.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import timedelta
 
-from sqlalchemy import event, select, update
+import pytest
+from sqlalchemy import Engine, event, select, text, update
 
 from lms_plugin.accounts.models import User
+from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 from lms_plugin.lti import services
-from lms_plugin.lti.models import LtiContext, LtiMembership, LtiPlatform
+from lms_plugin.lti.models import LtiContext, LtiIdentity, LtiMembership, LtiPlatform
 from tests.lti.platform import oidc_login
 
 
 @contextmanager
-def statements(app):
+def statements(app):  # noqa: ARG001  (every engine: the app's and the launch reader's)
     """Collect the SQL statements the app runs inside the block."""
     seen: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ARG001
         seen.append(statement)
 
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
+    event.listen(Engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(Engine, "before_cursor_execute", record)
 
 
 def test_second_login_reads_the_registration_from_the_cache(app, client, moodle):
@@ -116,3 +117,95 @@ def test_returning_learner_changes_are_still_written(app, client, moodle, launch
         user = db.session.get(User, membership.user_id)
         assert user.name == "Renamed Person"
         assert {g.role for g in user.grants} == {"author", "learner"}
+
+
+def _age_launch_times(app, hours: int = 2) -> None:
+    """As at the start of the next shift: every last-launch time is hours old."""
+    with app.app_context():
+        old = utcnow() - timedelta(hours=hours)
+        db.session.execute(update(LtiIdentity).values(last_launch_at=old))
+        db.session.execute(update(User).values(last_login_at=old))
+        db.session.execute(update(LtiMembership).values(last_launch_at=old))
+        db.session.commit()
+
+
+def _launch_times(app) -> list:
+    with app.app_context():
+        times = [db.session.scalar(select(LtiIdentity.last_launch_at)),
+                 db.session.scalar(select(User.last_login_at)),
+                 db.session.scalar(select(LtiMembership.last_launch_at))]
+        db.session.remove()
+        return times
+
+
+def test_first_launch_of_a_shift_writes_the_times_in_one_statement(
+        app, client, moodle, launcher, count_rows):
+    assert launcher.launch(client, moodle).status_code == 302
+    _age_launch_times(app)
+    before = count_rows()
+    with statements(app) as seen:
+        response = launcher.launch(client, moodle)
+    assert response.status_code == 302
+    assert all(utcnow() - when < timedelta(seconds=30) for when in _launch_times(app))
+    assert count_rows() == before  # updated, nothing created
+    app_sql = [s for s in seen if "lti_stored_value" not in s]
+    assert app_sql[0].startswith("SELECT")
+    writes = app_sql[1:]
+    with app.app_context():
+        dialect = db.engine.dialect.name
+    if dialect == "postgresql":  # one statement: atomic on the autocommit reader
+        assert len(writes) == 1 and writes[0].lstrip().startswith("WITH")
+        assert all(f"UPDATE {t}" in writes[0]
+                   for t in ("user_account", "lti_identity", "lti_membership"))
+    else:  # SQLite: one UPDATE per row through the request's session
+        assert sorted(w.split()[1] for w in writes) == ["lti_identity", "lti_membership",
+                                                        "user_account"]
+
+
+def test_profile_change_of_a_returning_learner_is_written(app, client, moodle, launcher,
+                                                          count_rows):
+    assert launcher.launch(client, moodle).status_code == 302
+    before = count_rows()
+    with statements(app) as seen:
+        response = launcher.launch(client, moodle, {
+            "name": "Jane Q. Nurse", "email": "JQN@Example.org",
+            "lti:custom": {"job_role": "nurse", "department": "ICU"}})
+    assert response.status_code == 302
+    assert count_rows() == before
+    assert not [s for s in seen if s.startswith("INSERT") and "lti_stored_value" not in s]
+    with app.app_context():
+        user = db.session.scalars(select(User)).one()
+        assert (user.name, user.email, user.job_role, user.department) == (
+            "Jane Q. Nurse", "jqn@example.org", "nurse", "ICU")
+
+
+def test_deactivated_person_is_refused_and_nothing_is_touched(app, client, moodle, launcher):
+    assert launcher.launch(client, moodle).status_code == 302
+    _age_launch_times(app)
+    aged = _launch_times(app)
+    with app.app_context():
+        db.session.execute(update(User).values(active=False))
+        db.session.commit()
+    response = launcher.launch(app.test_client(), moodle, {"name": "Someone Else"})
+    assert response.status_code == 403
+    assert _launch_times(app) == aged
+    with app.app_context():
+        assert db.session.scalar(select(User.name)) == "Jane Nurse"
+
+
+def test_launch_survives_the_database_dropping_its_connections(app, client, moodle,
+                                                               launcher):
+    """The lookup's reader skips the pool's ping: a connection the server closed (restart,
+    failover, idle timeout) costs a retry, never a failed launch."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the reader engine and its retry exist only on PostgreSQL")
+    assert launcher.launch(client, moodle).status_code == 302  # the reader has a connection
+    with app.app_context():
+        db.session.execute(text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        db.session.commit()
+    _age_launch_times(app)  # the next launch also writes, through the reader
+    assert launcher.launch(client, moodle).status_code == 302
+    assert all(utcnow() - when < timedelta(seconds=30) for when in _launch_times(app))
