@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import typing as t
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -389,6 +390,9 @@ def _part(row: Mapping[str, t.Any], prefix: str, names: Iterable[str]) -> dict[s
     return {n: row[prefix + n] for n in names}
 
 
+_reader_lock = threading.Lock()
+
+
 def _reader() -> Engine:
     """The engine the launch's lookup (and fast-path write) runs on: autocommit (no
     BEGIN/COMMIT round trips) and without the pool's pre-ping (a round trip per checkout),
@@ -399,7 +403,12 @@ def _reader() -> Engine:
     if engine.dialect.name == "sqlite":
         return engine
     reader = current_app.extensions.get("lti_launch_reader")
-    if reader is None or reader.url != engine.url:
+    if reader is not None and reader.url == engine.url:
+        return reader
+    with _reader_lock:  # threaded workers: one reader engine per process
+        reader = current_app.extensions.get("lti_launch_reader")
+        if reader is not None and reader.url == engine.url:
+            return reader
         reader = current_app.extensions["lti_launch_reader"] = create_engine(
             engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_size=2,
             max_overflow=8,
@@ -409,7 +418,7 @@ def _reader() -> Engine:
             # the next launch writes them again; in exchange a shift's first launches do
             # not each wait for a WAL flush to disk. Everything else keeps durable commits.
             connect_args={"options": "-c synchronous_commit=off"})
-    return reader
+        return reader
 
 
 def lookup(iss: str, client_id: str, deployment_id: str | None, sub: str | None,
