@@ -85,21 +85,16 @@ class LtiRegistration(Registration):
         return self._kid
 
 
+def platform_snapshot(platform: LtiPlatform) -> dict[str, t.Any]:
+    """The registration's column values, detached from the row (what the login caches and
+    what the launch's lookup reads)."""
+    snapshot = {c: getattr(platform, c) for c in launch.PLATFORM_COLUMNS}
+    snapshot["role_mapping"] = dict(platform.role_mapping or {})
+    return snapshot
+
+
 def registration_from(platform: LtiPlatform) -> LtiRegistration:
-    reg = LtiRegistration()
-    reg.set_issuer(platform.issuer).set_client_id(platform.client_id)
-    reg.set_auth_login_url(platform.auth_login_url).set_auth_token_url(platform.auth_token_url)
-    reg.set_key_set_url(platform.key_set_url)
-    if platform.token_audience:
-        reg.set_auth_audience(platform.token_audience)
-    reg.platform_id = platform.id
-    reg.organisation_id = platform.organisation_id
-    reg.role_mapping = dict(platform.role_mapping or {})
-    reg.public_key_pem = platform.public_key_pem
-    reg.enabled = platform.enabled  # type: ignore[attr-defined]
-    reg.ref = launch.PlatformRef(platform.id, platform.organisation_id, platform.issuer,
-                                 reg.role_mapping)
-    return reg
+    return registration_from_snapshot(platform_snapshot(platform))
 
 
 #: Bumped whenever a platform row is inserted, updated or deleted in this process, so the
@@ -150,14 +145,15 @@ class LoginRegistrationCache:
     def put(self, iss: str, client_id: str, platform: LtiPlatform) -> None:
         if self.ttl <= 0:
             return
-        snapshot = {c: getattr(platform, c) for c in launch.PLATFORM_COLUMNS}
+        snapshot = platform_snapshot(platform)
         with self._lock:
             self._items[(iss, client_id)] = (time.monotonic() + self.ttl,
                                              _registration_generation, snapshot)
 
 
 def registration_from_snapshot(row: dict[str, t.Any]) -> LtiRegistration:
-    """A registration built from cached column values (no database row behind it)."""
+    """A registration built from column values (the login cache's, the launch's lookup's,
+    or a row's through :func:`registration_from`)."""
     reg = LtiRegistration()
     reg.set_issuer(row["issuer"]).set_client_id(row["client_id"])
     reg.set_auth_login_url(row["auth_login_url"]).set_auth_token_url(row["auth_token_url"])
@@ -321,9 +317,6 @@ class _SignedNonceSessionService(FlaskSessionService):
 
     def save_nonce(self, nonce: str) -> None:
         return None
-
-    def check_nonce(self, nonce: str) -> bool:
-        return nonces.expiry(current_app.config["SECRET_KEY"], nonce) is not None
 
 
 class ToolLogin(FlaskOIDCLogin):
