@@ -16,6 +16,14 @@ NAMING_CONVENTION = {
 }
 
 
+#: The largest value an id (or any ``Integer`` column) can hold: PostgreSQL's INTEGER is a
+#: signed 32-bit number (SQLite's is 64-bit, so this is the bound both databases share).
+#: Integers taken from outside (URLs, query strings, forms, command lines, content files) are
+#: checked against it before they reach a query: a bigger one is "no such record" or a clear
+#: message, never a driver error (issue 9, item 6).
+DB_INT_MAX = 2**31 - 1
+
+
 def utcnow() -> datetime:
     """Timezone-aware 'now' in UTC: every stored time is UTC (DESIGN: times)."""
     return datetime.now(UTC)
