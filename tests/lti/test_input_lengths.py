@@ -72,6 +72,6 @@ def test_roster_member_with_an_over_long_email_is_kept_without_it(app, client, l
         nrps.sync_context(context_id)
         db.session.commit()
         emails = dict(db.session.execute(
-            select(LtiIdentity.sub, User.email).join(User, User.id == LtiIdentity.user_id)))
+            select(LtiIdentity.sub, User.email).join(User, User.id == LtiIdentity.user_id)).all())
     assert emails["nurse-long"] is None  # not a cut address that belongs to someone else
     assert emails["nurse-ok"] == "nurse.ok@example.org"
