@@ -1,23 +1,36 @@
 # The two commands: `make run` and `make test`. Needs only Python 3.11+ on the machine.
+# Dependencies install from the hash-pinned lock files (`make lock` refreshes them).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test venv lint clean
+RUN_LOCK  = requirements.lock
+TEST_LOCK = requirements-test.lock
+# pip-tools lives in its own venv, so the project's venv holds exactly what the lock says.
+LOCK_VENV ?= .venv-lock
+LOCK_FLAGS = --quiet --generate-hashes --strip-extras --allow-unsafe --all-build-deps \
+             --no-emit-index-url --no-emit-find-links
+LOCK_ARGS ?=
+
+.PHONY: run test venv lint lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall when the dependency list changes.
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+# Reinstall when a lock (or the package's own metadata) changes. The lock pins every
+# distribution by hash, setuptools and wheel included, so the project itself is installed
+# without dependencies and without build isolation: nothing unpinned reaches the venv.
+$(VENV)/.installed-run: $(RUN_LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(RUN_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: $(TEST_LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(TEST_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@ $(VENV)/.installed-run
 
 venv: $(VENV)/.installed-run
@@ -30,10 +43,26 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	scripts/ensure-chromium
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@# pytest's exit code 5 means "no tests collected" (a PYTEST_ARGS that selects nothing):
+	@# a failure, said in words.
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || { status=$$?; [ $$status -ne 5 ] || \
+	  echo "make test: pytest collected no tests (PYTEST_ARGS=$(PYTEST_ARGS))" >&2; \
+	  exit $$status; }
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
+# Re-resolve the locks from pyproject.toml, keeping existing pins where they still fit.
+# `make lock LOCK_ARGS=--upgrade` moves everything to the newest allowed versions;
+# `make lock LOCK_ARGS="--upgrade-package sqlalchemy"` just one.
+lock: export CUSTOM_COMPILE_COMMAND = make lock
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+	  $(LOCK_VENV)/bin/python -m pip install --quiet 'pip-tools>=7.5,<8'; }
+	$(LOCK_VENV)/bin/pip-compile $(LOCK_FLAGS) $(LOCK_ARGS) \
+	  --output-file $(RUN_LOCK) pyproject.toml
+	$(LOCK_VENV)/bin/pip-compile $(LOCK_FLAGS) $(LOCK_ARGS) --extra test \
+	  --output-file $(TEST_LOCK) pyproject.toml
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .ruff_cache

@@ -22,6 +22,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
 
     register_extensions(app)
+    from lms_plugin.routing import register_converters
+
+    register_converters(app)  # before the blueprints: ids beyond the database's range 404
     register_blueprints(app)
     register_commands(app)
     register_template_helpers(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, registry
@@ -14,6 +15,14 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+#: The largest value an id (or any ``Integer`` column) can hold: PostgreSQL's INTEGER is a
+#: signed 32-bit number (SQLite's is 64-bit, so this is the bound both databases share).
+#: Integers taken from outside (URLs, query strings, forms, command lines, content files) are
+#: checked against it before they reach a query: a bigger one is "no such record" or a clear
+#: message, never a driver error (issue 9, item 6).
+DB_INT_MAX = 2**31 - 1
 
 
 def utcnow() -> datetime:
@@ -51,3 +60,21 @@ class Base(DeclarativeBase):
         metadata=MetaData(naming_convention=NAMING_CONVENTION),
         type_annotation_map={datetime: UTCDateTime()},
     )
+
+
+def check_fits(value: str | None, column: Any, what: str, field: str | None = None,
+               ) -> str | None:
+    """``value`` unchanged if it fits ``column`` (a mapped ``String(n)`` attribute), else
+    :class:`~lms_plugin.errors.ValidationFailed` (422) saying how long it is and the limit.
+
+    Input is refused, never cut: a shortened email or URL is a different one, and the
+    database would otherwise refuse it with a driver error (PostgreSQL) or keep it whole
+    (SQLite), depending on the deployment (issue 9, item 6).
+    """
+    limit = getattr(column.property.columns[0].type, "length", None)
+    if value is not None and limit is not None and len(value) > limit:
+        from lms_plugin.errors import ValidationFailed
+
+        raise ValidationFailed(f"{what} is {len(value)} characters long; at most {limit} "
+                               "are allowed", field=field or column.key)
+    return value

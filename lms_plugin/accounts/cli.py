@@ -42,7 +42,11 @@ def ensure_admin(email: str, organisation: str) -> None:
     if services.any_admin_exists():
         click.echo("An admin account exists already.")
         return
-    result = services.create_admin(email, organisation)
+    try:
+        result = services.create_admin(email, organisation)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
     db.session.commit()
     base = current_app.config["LMS_BASE_URL"]
     click.echo(f"Created admin {result.user.email}; sign in at {base}/auth/login")

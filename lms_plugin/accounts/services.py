@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from lms_plugin.accounts.models import AuditEvent, LocalCredential, Organisation, RoleGrant, User
 from lms_plugin.authz import ROLES
-from lms_plugin.db import utcnow
+from lms_plugin.db import check_fits, utcnow
 from lms_plugin.errors import Conflict, NotFound, ValidationFailed
 from lms_plugin.extensions import db
 
@@ -26,6 +26,10 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_LENGTH = 12
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: RFC 5321 section 4.5.3.1: a local part holds at most 64 octets and a path at most 256
+#: including its angle brackets, so an address that can receive mail is at most 254 long.
+EMAIL_MAX_LENGTH = 254
+EMAIL_LOCAL_MAX_LENGTH = 64
 
 
 def slugify(text: str) -> str:
@@ -34,9 +38,15 @@ def slugify(text: str) -> str:
 
 
 def get_or_create_organisation(name: str, timezone: str = "America/New_York") -> Organisation:
+    """The organisation of this name (created, flushed, when new).
+
+    Raises ValidationFailed (field ``organisation``) for an empty name or one longer than
+    the column holds (200 characters).
+    """
     name = name.strip()
     if not name:
         raise ValidationFailed("Organisation name is required", field="organisation")
+    check_fits(name, Organisation.name, "The organisation name", "organisation")
     slug = slugify(name)
     org = db.session.scalar(select(Organisation).where(Organisation.slug == slug))
     if org is None:
@@ -50,11 +60,25 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def _check_email(email: str) -> str:
+def normalise_email(email: str) -> str:
+    """``email`` stripped and lower-cased, or ValidationFailed (field ``email``) when it is
+    not an address or is longer than RFC 5321 allows (:data:`EMAIL_MAX_LENGTH` in all,
+    :data:`EMAIL_LOCAL_MAX_LENGTH` before the ``@``). Refused, never cut: a shortened address
+    belongs to someone else or to nobody (issue 9, item 6).
+    """
     email = email.strip().lower()
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise ValidationFailed(f"The email address is {len(email)} characters long; at most "
+                               f"{EMAIL_MAX_LENGTH} are allowed (RFC 5321)", field="email")
     if not _EMAIL_RE.match(email):
         raise ValidationFailed(f"{email!r} is not a valid email address", field="email")
+    local = email.rsplit("@", 1)[0]
+    if len(local) > EMAIL_LOCAL_MAX_LENGTH:
+        raise ValidationFailed(f"The part of the email address before the @ is {len(local)} "
+                               f"characters long; at most {EMAIL_LOCAL_MAX_LENGTH} are allowed "
+                               "(RFC 5321)", field="email")
     return email
+
 
 
 def grant_role(user: User, role: str, organisation_id: int | None = None) -> None:
@@ -70,7 +94,8 @@ def grant_role(user: User, role: str, organisation_id: int | None = None) -> Non
 def create_local_user(organisation: Organisation, email: str, name: str, password: str,
                       roles: tuple[str, ...] = ("learner",),
                       must_change_password: bool = False) -> User:
-    email = _check_email(email)
+    email = normalise_email(email)
+    check_fits(name, User.name, "The name", "name")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed(
             f"password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"

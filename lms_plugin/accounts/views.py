@@ -21,6 +21,7 @@ from lms_plugin.accounts.forms import ChangePasswordForm, LoginForm
 from lms_plugin.authz import AUTHENTICATED, PUBLIC, allow
 from lms_plugin.errors import ValidationFailed
 from lms_plugin.extensions import db, limiter
+from lms_plugin.routing import query_int
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
 
@@ -102,7 +103,7 @@ def change_password():
 @bp.route("/admin/users")
 @allow("admin")
 def user_list():
-    page = request.args.get("page", 1, type=int)
+    page = query_int(request.args, "page", default=1, minimum=1, label="Page")
     users, total = services.list_users(current_user.organisation_id, page)
     return render_template("accounts/users.html", users=users, total=total, page=page)
 

@@ -101,7 +101,11 @@ def export(directory: str, organisation: str, overwrite: bool) -> None:
     root = Path(directory)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise click.ClickException(f"{directory} is not empty; use --overwrite to write into it")
-    org = get_or_create_organisation(organisation)
+    try:
+        org = get_or_create_organisation(organisation)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
     root.mkdir(parents=True, exist_ok=True)
     systems = services.list_systems(org.id)
     for system in systems:

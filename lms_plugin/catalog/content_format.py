@@ -21,9 +21,11 @@ from typing import Any
 import yaml
 
 from lms_plugin.catalog.models import ITEM_TYPES
+from lms_plugin.db import DB_INT_MAX
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 LESSON_FILE_RE = re.compile(r"^(\d+)-([a-z0-9]+(?:-[a-z0-9]+)*)\.md$")
+LESSON_SLUG_MAX = 100  # Lesson.slug
 IMAGE_REF_RE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)")
 TITLE_RE = re.compile(r"^#\s+(\S.*?)\s*#*\s*$")
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
@@ -293,6 +295,9 @@ class _Checker:
             span = f"between {minimum} and {maximum}" if maximum is not None \
                 else f"at least {minimum}"
             self.add(self._where(m, key), f"'{key}' is {value}; it must be {span}")
+            return default
+        if value > DB_INT_MAX:  # every whole number is stored in an INTEGER column (issue 9)
+            self.add(self._where(m, key), f"'{key}' is {value}; it must be at most {DB_INT_MAX}")
             return default
         return value
 
@@ -618,7 +623,9 @@ def load_module(folder: Path, rel_folder: str, systems: set[str] | None,
     spec.audience = c.text_list(m, "audience", "module.yaml")
     spec.estimated_minutes = c.integer(m, "estimated_minutes", "module.yaml", required=True,
                                        default=15, minimum=1) or 15
-    spec.validity_months = c.integer(m, "validity_months", "module.yaml", minimum=1)
+    # 100 years: a completion's expiry date must stay a date (datetime ends at year 9999).
+    spec.validity_months = c.integer(m, "validity_months", "module.yaml", minimum=1,
+                                     maximum=1200)
 
     quiz = c.get(m, "quiz", "module.yaml", False)
     quiz_map = c.mapping(quiz, m.value_lines.get("quiz", 1), "'quiz'") \
@@ -703,6 +710,11 @@ def _load_lessons(folder: Path, rel_folder: str, module_rel: str, images: set[st
             problems.append(Problem(rel, None, "lesson files must be named NN-title.md "
                                                "(digits, a hyphen, lowercase words)"))
             continue
+        if len(match.group(2)) > LESSON_SLUG_MAX:  # the slug is stored whole, never cut
+            problems.append(Problem(rel, None, f"the lesson name after the number is "
+                                               f"{len(match.group(2))} characters long; at "
+                                               f"most {LESSON_SLUG_MAX} are allowed"))
+            continue
         number = int(match.group(1))
         if number in numbers:
             problems.append(Problem(rel, None, f"two lessons are numbered {number} "
@@ -741,7 +753,7 @@ def _load_lessons(folder: Path, rel_folder: str, module_rel: str, images: set[st
                 else:
                     referenced.add(ref)
         if title is not None:
-            lessons.append(LessonSpec(position=position, slug=slug[:100], title=title,
+            lessons.append(LessonSpec(position=position, slug=slug, title=title,
                                       body_markdown=body))
     return lessons
 

@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from lms_plugin.db import DB_INT_MAX
 from lms_plugin.errors import DomainError
 from lms_plugin.extensions import db
 from lms_plugin.jobs import services, worker
@@ -77,7 +78,7 @@ def list_command(status: str | None, limit: int) -> None:
 
 
 @outbox_cli.command("retry")
-@click.argument("job_id", required=False, type=int)
+@click.argument("job_id", required=False, type=click.IntRange(1, DB_INT_MAX))
 @click.option("--all-failed", is_flag=True, help="Retry every failed job.")
 def retry_command(job_id: int | None, all_failed: bool) -> None:
     """Send a failed or rejected job again now (or every failed job with --all-failed)."""

@@ -71,13 +71,16 @@ def enqueue_due(now: datetime | None = None) -> list[str]:
     for entry in periodic_jobs():
         db.session.rollback()
         _insert_ignore(entry.kind, now)  # first sight of a kind: due at once
+        # RETURNING names the row this worker advanced (none when another worker got there
+        # first); ``rowcount`` is not trusted, a driver may report -1 (issue 9).
         advanced = db.session.execute(
             update(JobSchedule)
             .where(JobSchedule.kind == entry.kind, JobSchedule.next_run_at <= now)
-            .values(next_run_at=now + entry.interval, last_run_at=now),
+            .values(next_run_at=now + entry.interval, last_run_at=now)
+            .returning(JobSchedule.kind),
             execution_options={"synchronize_session": False},
-        )
-        if advanced.rowcount == 1:
+        ).first()
+        if advanced is not None:
             services.enqueue(entry.kind, entry.payload, coalesce_key=f"schedule:{entry.kind}",
                              now=now)
             enqueued.append(entry.kind)

@@ -324,14 +324,16 @@ def _claim(worker_id: str, limit: int, now: datetime, job_id: int | None = None)
 
 def _settle(job_id: int, worker_id: str, now: datetime, **values: Any) -> bool:
     """Record an outcome if this worker still holds the job (its lease was not taken over)."""
-    result = db.session.execute(
+    # RETURNING, not ``rowcount`` (a driver may report -1): did this UPDATE change the row?
+    settled = db.session.execute(
         update(OutboxJob)
         .where(OutboxJob.id == job_id, OutboxJob.status == RUNNING,
                OutboxJob.locked_by == worker_id)
-        .values(updated_at=now, **values),
+        .values(updated_at=now, **values)
+        .returning(OutboxJob.id),
         execution_options={"synchronize_session": False},
-    )
-    if result.rowcount != 1:
+    ).first()
+    if settled is None:
         log.warning("job #%s: lease lost before its outcome was recorded (%s)", job_id, values)
         return False
     return True
@@ -358,11 +360,11 @@ def _execute(job_id: int, worker_id: str, now: datetime, rng: random.Random | No
     if job.coalesce_key is not None:
         newer = _newer_job(job)
         if newer is not None:
-            _settle(job_id, worker_id, now, status=SUPERSEDED, finished_at=now,
-                    locked_by=None, locked_at=None,
-                    last_error=f"superseded: job #{newer} carries a newer event")
+            settled = _settle(job_id, worker_id, now, status=SUPERSEDED, finished_at=now,
+                              locked_by=None, locked_at=None,
+                              last_error=f"superseded: job #{newer} carries a newer event")
             db.session.commit()
-            return SUPERSEDED
+            return SUPERSEDED if settled else "lost"
     context = JobContext(job_id=job.id, kind=job.kind, organisation_id=job.organisation_id,
                          attempt=job.attempts, event_at=job.event_at, now=now,
                          worker_id=worker_id)
@@ -380,36 +382,41 @@ def _execute(job_id: int, worker_id: str, now: datetime, rng: random.Random | No
         # Final outcomes decided by the handler: undo its writes, record why, never retry.
         status = SUPERSEDED if isinstance(exc, Superseded) else REJECTED
         db.session.rollback()
-        _settle(job_id, worker_id, now, status=status, finished_at=now, locked_by=None,
-                locked_at=None, last_error=_trim(f"{status}: {exc.reason}"))
+        settled = _settle(job_id, worker_id, now, status=status, finished_at=now,
+                          locked_by=None, locked_at=None,
+                          last_error=_trim(f"{status}: {exc.reason}"))
         db.session.commit()
-        return status
+        return status if settled else "lost"
     except Exception as exc:
         log.exception("job #%s (%s) raised; it will be retried", job_id, kind)
         retry = RetryLater(f"{type(exc).__name__}: {exc}")
     else:
-        _settle(job_id, worker_id, now, status=SUCCEEDED, finished_at=now, locked_by=None,
-                locked_at=None, last_error=None)
+        if not _settle(job_id, worker_id, now, status=SUCCEEDED, finished_at=now,
+                       locked_by=None, locked_at=None, last_error=None):
+            # Another worker holds the job now and will run it: its run's writes count,
+            # not these (they would be applied twice).
+            db.session.rollback()
+            return "lost"
         db.session.commit()
         return SUCCEEDED
 
     db.session.rollback()  # nothing the handler wrote survives a failed attempt
     if now >= give_up_at:
-        _settle(job_id, worker_id, now, status=FAILED, finished_at=now, locked_by=None,
-                locked_at=None,
-                last_error=_trim(f"gave up after {attempts} attempts: {retry.reason}"))
+        settled = _settle(job_id, worker_id, now, status=FAILED, finished_at=now,
+                          locked_by=None, locked_at=None,
+                          last_error=_trim(f"gave up after {attempts} attempts: {retry.reason}"))
         db.session.commit()
-        return FAILED
+        return FAILED if settled else "lost"
     if retry.after_seconds is not None:
         delay = max(float(retry.after_seconds), 0.0)
     else:
         delay = backoff_delay(attempts, rng=rng)
     # The last try happens at the give-up time rather than never.
     next_at = min(now + timedelta(seconds=delay), give_up_at)
-    _settle(job_id, worker_id, now, status=PENDING, next_attempt_at=next_at, locked_by=None,
-            locked_at=None, last_error=_trim(retry.reason))
+    settled = _settle(job_id, worker_id, now, status=PENDING, next_attempt_at=next_at,
+                      locked_by=None, locked_at=None, last_error=_trim(retry.reason))
     db.session.commit()
-    return PENDING
+    return PENDING if settled else "lost"
 
 
 def _trim(text: str, limit: int = 2000) -> str:

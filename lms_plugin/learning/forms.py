@@ -9,9 +9,10 @@ from typing import Any
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import HiddenField, IntegerField
-from wtforms.validators import DataRequired, Optional
+from wtforms.validators import DataRequired, NumberRange, Optional
 
 from lms_plugin.catalog.models import Question
+from lms_plugin.db import DB_INT_MAX
 
 
 class StartQuizForm(FlaskForm):
@@ -19,7 +20,7 @@ class StartQuizForm(FlaskForm):
 
 
 class SubmitQuizForm(FlaskForm):
-    attempt_id = IntegerField(validators=[DataRequired()])
+    attempt_id = IntegerField(validators=[DataRequired(), NumberRange(min=1, max=DB_INT_MAX)])
     submission_key = HiddenField(validators=[Optional()])
     preview = HiddenField()
 

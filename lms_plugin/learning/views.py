@@ -30,6 +30,7 @@ from lms_plugin.learning.forms import (
 )
 from lms_plugin.markdown import render_markdown
 from lms_plugin.quizzes import services as quizzes
+from lms_plugin.routing import query_int
 
 bp = Blueprint("learning", __name__, template_folder="templates")
 
@@ -176,7 +177,7 @@ def submit(slug: str):
 @allow(*LEARNER_PAGES)
 def result(slug: str):
     preview, mod, version = _module_for(slug)
-    attempt_id = request.args.get("attempt", type=int)
+    attempt_id = query_int(request.args, "attempt", minimum=1, label="The attempt number")
     if attempt_id is not None:
         graded = quizzes.get_attempt(attempt_id, current_user.id)
         if services.module_of_version(graded.module_version_id) != mod.id \

@@ -9,12 +9,15 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from lms_plugin.db import DB_INT_MAX
 from lms_plugin.errors import DomainError
 from lms_plugin.extensions import db
 from lms_plugin.lti import keys, services
 
 platform_cli = AppGroup("platform", help="Register LMS platforms (Moodle, Canvas) for LTI 1.3.")
 keys_cli = AppGroup("keys", help="The tool's LTI signing keys.")
+#: A platform id on the command line: a clear usage error beyond what the database can hold.
+PLATFORM_ID = click.IntRange(1, DB_INT_MAX)
 
 
 def _fail(exc: DomainError) -> click.ClickException:
@@ -102,7 +105,7 @@ def platform_list() -> None:
 
 
 @platform_cli.command("show")
-@click.argument("platform_id", type=int)
+@click.argument("platform_id", type=PLATFORM_ID)
 def platform_show(platform_id: int) -> None:
     """Show one platform and the tool URLs."""
     try:
@@ -123,21 +126,21 @@ def _set_enabled(platform_id: int, enabled: bool) -> None:
 
 
 @platform_cli.command("disable")
-@click.argument("platform_id", type=int)
+@click.argument("platform_id", type=PLATFORM_ID)
 def platform_disable(platform_id: int) -> None:
     """Refuse every login and launch from this platform (re-enable with ``enable``)."""
     _set_enabled(platform_id, False)
 
 
 @platform_cli.command("enable")
-@click.argument("platform_id", type=int)
+@click.argument("platform_id", type=PLATFORM_ID)
 def platform_enable(platform_id: int) -> None:
     """Accept logins and launches from this platform again."""
     _set_enabled(platform_id, True)
 
 
 @platform_cli.command("add-deployment")
-@click.argument("platform_id", type=int)
+@click.argument("platform_id", type=PLATFORM_ID)
 @click.argument("deployment_id")
 def platform_add_deployment(platform_id: int, deployment_id: str) -> None:
     """Accept launches from another deployment of the tool in this platform."""

@@ -12,10 +12,11 @@ from flask_login import current_user
 
 from lms_plugin.authz import allow
 from lms_plugin.catalog import services as catalog
-from lms_plugin.errors import ValidationFailed, error_response
+from lms_plugin.errors import error_response
 from lms_plugin.extensions import db
 from lms_plugin.lti import deep_linking
 from lms_plugin.lti.services import tool_urls
+from lms_plugin.routing import query_int
 
 bp = Blueprint("lti_deep_link", __name__, url_prefix="/lti", template_folder="templates")
 SESSION_KEY = "lti_deep_link"
@@ -40,14 +41,12 @@ def picker():
     pending = _pending()
     if pending is None:
         return _no_request()
-    raw_minutes = (request.args.get("max_minutes") or "").strip()
-    if raw_minutes and not raw_minutes.isdigit():
-        raise ValidationFailed("duration must be a whole number of minutes",
-                               field="max_minutes")
+    max_minutes = query_int(request.args, "max_minutes",
+                            label="The duration (a whole number of minutes)")
     filters = {
         "system": (request.args.get("system") or "").strip() or None,
         "audience": (request.args.get("audience") or "").strip() or None,
-        "max_minutes": int(raw_minutes) if raw_minutes else None,
+        "max_minutes": max_minutes,
         "q": (request.args.get("q") or "").strip() or None,
     }
     org_id = current_user.organisation_id

@@ -13,6 +13,7 @@ Runs as the ``nrps.sync`` job (one per context, coalesced), enqueued by the peri
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from lms_plugin.accounts.models import User
-from lms_plugin.accounts.services import grant_role
+from lms_plugin.accounts.services import grant_role, normalise_email
 from lms_plugin.db import utcnow
 from lms_plugin.errors import NotFound, ValidationFailed
 from lms_plugin.extensions import db
@@ -50,6 +51,8 @@ KIND_ALL = "nrps.sync_all"
 SYNC_INTERVAL = timedelta(hours=12)
 MAX_PAGES = 1000  # a loop guard: a platform whose "next" never ends
 _LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?([^";]+)"?')
+
+log = logging.getLogger(__name__)
 
 
 def parse_links(header: str | None) -> dict[str, str]:
@@ -104,7 +107,10 @@ def _person(platform: LtiPlatform, member: Mapping[str, Any], now: datetime, *,
                 name=(name or f"LMS user {sub}")[:200])
     email = member.get("email")
     if isinstance(email, str) and "@" in email:
-        user.email = email.lower()[:320]
+        try:  # refused, not cut: a shortened address would reach someone else (issue 9)
+            user.email = normalise_email(email)
+        except ValidationFailed as exc:
+            log.warning("roster member %s: email not stored: %s", sub, exc.message)
     db.session.add(user)
     db.session.flush()
     db.session.add(LtiIdentity(organisation_id=platform.organisation_id,

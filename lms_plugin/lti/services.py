@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from lms_plugin.accounts.models import Organisation
 from lms_plugin.accounts.services import get_or_create_organisation, record_audit
+from lms_plugin.db import check_fits
 from lms_plugin.errors import Conflict, NotFound, ValidationFailed
 from lms_plugin.extensions import db
 from lms_plugin.lti.models import LtiDeployment, LtiPlatform
@@ -81,7 +82,8 @@ def register_platform(
     """Register a platform (unique by issuer + client_id) in one organisation.
 
     Give the organisation by id or by name (created when new). A registration needs a way to
-    verify id_tokens: a key set URL (normal) or a static public key.
+    verify id_tokens: a key set URL (normal) or a static public key. Every value longer than
+    its column is refused (ValidationFailed naming it), never cut.
     """
     issuer = _check_url(issuer, "issuer") or ""
     client_id = (client_id or "").strip()
@@ -105,6 +107,17 @@ def register_platform(
             deployments.append(dep)
     if role_mapping is not None and not isinstance(role_mapping, dict):
         raise ValidationFailed("role mapping must be a JSON object", field="role_mapping")
+    name = (name or "").strip() or urlsplit(issuer).netloc
+    for value, column, what in (
+            (name, LtiPlatform.name, "The platform name"),
+            (issuer, LtiPlatform.issuer, "The issuer"),
+            (client_id, LtiPlatform.client_id, "The client id"),
+            (auth_login_url, LtiPlatform.auth_login_url, "The login URL"),
+            (auth_token_url, LtiPlatform.auth_token_url, "The token URL"),
+            (key_set_url, LtiPlatform.key_set_url, "The key set URL"),
+            (token_audience, LtiPlatform.token_audience, "The token audience"),
+            *((d, LtiDeployment.deployment_id, "A deployment id") for d in deployments)):
+        check_fits(value, column, what)
     if find_platform(issuer, client_id) is not None:
         raise Conflict(f"a platform with issuer {issuer} and client id {client_id} exists",
                        field="client_id")
@@ -117,7 +130,7 @@ def register_platform(
         org = get_or_create_organisation(organisation_name or urlsplit(issuer).netloc)
 
     platform = LtiPlatform(
-        organisation_id=org.id, name=(name or "").strip() or urlsplit(issuer).netloc,
+        organisation_id=org.id, name=name,
         issuer=issuer, client_id=client_id, auth_login_url=auth_login_url,
         auth_token_url=auth_token_url, key_set_url=key_set_url,
         public_key_pem=public_key_pem, token_audience=token_audience,
@@ -137,6 +150,7 @@ def add_deployment(platform_id: int, deployment_id: str) -> LtiDeployment:
     deployment_id = (deployment_id or "").strip()
     if not deployment_id:
         raise ValidationFailed("deployment id must not be empty", field="deployment_id")
+    check_fits(deployment_id, LtiDeployment.deployment_id, "The deployment id")
     if deployment_id in platform.deployment_ids:
         raise Conflict(f"deployment {deployment_id} is already registered", field="deployment_id")
     deployment = LtiDeployment(deployment_id=deployment_id)

@@ -97,12 +97,14 @@ class LtiStore(LaunchDataStorage[t.Any]):
         if self._redis_url:
             return _redis(self._redis_url).delete(full) == 1
         # DELETE … WHERE expires_at > now is atomic: two concurrent launches with the same
-        # nonce cannot both delete the row (the second sees rowcount 0 after the first commits).
-        result = db.session.execute(
+        # nonce cannot both delete the row (the second deletes nothing after the first
+        # commits). RETURNING says which row went: ``rowcount`` is not trusted (issue 9).
+        deleted = db.session.execute(
             delete(LtiStoredValue).where(LtiStoredValue.key == full,
                                          LtiStoredValue.expires_at > utcnow())
-        )
-        return result.rowcount == 1
+            .returning(LtiStoredValue.key)
+        ).first()
+        return deleted is not None
 
     def claim(self, key: str, ttl: int) -> bool:
         """Record ``key`` for ``ttl`` seconds unless it is already there: true for one caller
@@ -112,22 +114,28 @@ class LtiStore(LaunchDataStorage[t.Any]):
         if self._redis_url:
             return bool(_redis(self._redis_url).set(full, b"1", ex=ttl, nx=True))
         # Two concurrent launches inserting the same key: the second waits for the first's
-        # transaction and then inserts nothing (rowcount 0).
+        # transaction and then inserts nothing, so RETURNING gives it no row. ``rowcount``
+        # is not used: SQLAlchemy 2.1 reports -1 for this INSERT on PostgreSQL (issue 9).
         dialect = db.session.get_bind().dialect.name
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        result = db.session.execute(insert(LtiStoredValue).values(
+        inserted = db.session.execute(insert(LtiStoredValue).values(
             key=full, value="true", expires_at=utcnow() + timedelta(seconds=ttl),
-        ).on_conflict_do_nothing(index_elements=[LtiStoredValue.key]))
-        return result.rowcount == 1
+        ).on_conflict_do_nothing(index_elements=[LtiStoredValue.key])
+            .returning(LtiStoredValue.key)).first()
+        return inserted is not None
 
     def delete(self, key: str) -> None:
         self.consume(key)
 
 
 def purge_expired() -> int:
-    """Remove expired database rows (Redis expires its keys itself); returns how many."""
-    result = db.session.execute(
+    """Remove expired database rows (Redis expires its keys itself); returns how many.
+
+    Counted from RETURNING rather than ``rowcount``, which a driver may report as -1.
+    """
+    removed = db.session.execute(
         delete(LtiStoredValue).where(LtiStoredValue.expires_at <= utcnow())
-    )
-    return result.rowcount or 0
+        .returning(LtiStoredValue.key)
+    ).all()
+    return len(removed)
 

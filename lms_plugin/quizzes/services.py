@@ -462,14 +462,16 @@ def submit_attempt(attempt_id: int, user_id: int, responses: Mapping[Any, Any],
 
     # Compare-and-set: only the call that moves the row out of in_progress grades it (the
     # row lock already serialises PostgreSQL; this also holds where FOR UPDATE is a no-op).
+    # RETURNING tells whether this call moved it; ``rowcount`` may be -1 (issue 9).
     moved = db.session.execute(
         update(Attempt)
         .where(Attempt.id == attempt.id, Attempt.status == "in_progress")
         .values(status="submitted", submitted_at=now, score=score, passed=passed,
                 submission_key=submission_key)
+        .returning(Attempt.id)
         .execution_options(synchronize_session=False)
-    )
-    if moved.rowcount != 1:
+    ).first()
+    if moved is None:
         db.session.refresh(attempt)
         if attempt.status == "submitted":
             return SubmitOutcome(attempt, already_graded=True, answers=list(attempt.answers))

@@ -7,8 +7,11 @@ from collections import Counter
 from typing import Any
 
 import requests
+from sqlalchemy import update
 
 from lms_plugin.accounts.services import record_audit
+from lms_plugin.extensions import db
+from lms_plugin.jobs.models import OutboxJob
 from lms_plugin.jobs.services import JobContext, PermanentFailure, RetryLater, job_handler
 
 _lock = threading.Lock()
@@ -36,6 +39,9 @@ def record(payload: dict[str, Any], ctx: JobContext) -> None:
         record_audit("test.handler_wrote", actor=None, organisation_id=ctx.organisation_id,
                      target=("outbox_job", ctx.job_id))
     outcome = payload.get("outcome", "ok")
+    if outcome == "lose_lease":  # another worker took the job over while this one ran it
+        db.session.execute(update(OutboxJob).where(OutboxJob.id == ctx.job_id)
+                           .values(locked_by="w-other"))
     if outcome == "retry":
         raise RetryLater(payload.get("reason", "platform answered 503"),
                          after_seconds=payload.get("after"))

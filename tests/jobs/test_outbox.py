@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from lms_plugin.errors import Conflict, NotFound, ValidationFailed
 from lms_plugin.extensions import db
 from lms_plugin.jobs import schedule, services
 from lms_plugin.jobs.models import OutboxJob
+from tests.dbapi import rowcount_unknown
 from tests.jobs import kinds
 from tests.jobs.conftest import T0
 from tests.jobs.helpers import all_jobs, job_row
@@ -329,3 +331,38 @@ def test_periodic_job_is_enqueued_once_by_several_workers(app, periodic):
 def test_interval_must_be_positive():
     with pytest.raises(ValueError):
         schedule.every("test.record", timedelta(0))
+
+
+# ------------------------------------------------------------------ rowcount (issue 9)
+# A driver may report ``rowcount`` -1 (SQLAlchemy 2.1 does for some statements on
+# PostgreSQL): the schedule and the outcome of a job are decided by RETURNING instead.
+
+
+def test_periodic_job_is_enqueued_when_the_driver_cannot_count_rows(app, periodic):
+    with rowcount_unknown(app), app.app_context():
+        assert schedule.enqueue_due(T0) == ["test.record"]
+        assert schedule.enqueue_due(T0 + timedelta(minutes=59)) == []
+        assert schedule.enqueue_due(T0 + timedelta(hours=1)) == ["test.record"]
+    assert [j.kind for j in all_jobs(app)] == ["test.record"] * 2
+
+
+def test_outcome_is_recorded_without_a_false_lease_alarm(app, caplog):
+    job_id = _enqueue(app, {"audit": True})
+    with rowcount_unknown(app):
+        report = _run(app, T0)
+    assert report.outcomes == {"succeeded": 1}
+    assert job_row(app, job_id).status == "succeeded"
+    assert "lease lost" not in caplog.text
+    assert _count(app, AuditEvent) == 1  # the handler's write was kept
+
+
+@pytest.mark.parametrize("rowcount", ["reported", "unknown"])
+def test_outcome_of_a_job_taken_over_meanwhile_is_not_recorded(app, caplog, rowcount):
+    job_id = _enqueue(app, {"outcome": "lose_lease", "audit": True})
+    with rowcount_unknown(app) if rowcount == "unknown" else nullcontext():
+        report = _run(app, T0)
+    assert report.outcomes == {"lost": 1}
+    job = job_row(app, job_id)
+    assert (job.status, job.finished_at) == ("running", None)  # not marked succeeded
+    assert "lease lost" in caplog.text
+    assert _count(app, AuditEvent) == 0  # the worker holding the job now runs it for good

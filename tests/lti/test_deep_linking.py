@@ -131,6 +131,11 @@ def test_picker_filters_by_system_audience_duration_and_text(client, launcher, m
     assert shown(audience="nurse") == {"cpoe-basics", "bcma-scanning"}
     assert shown(audience="pharmacist") == set()
     assert client.get("/lti/deep-link?max_minutes=soon").status_code == 422
+    # Issue 9 item 6: beyond what the database compares (was a 500) or not ASCII digits.
+    for bad in ("99999999999999999999", "2147483648", "%C2%B2"):
+        refused = client.get(f"/lti/deep-link?max_minutes={bad}")
+        assert refused.status_code == 422, bad
+        assert "duration (a whole number of minutes) must be" in refused.get_data(as_text=True)
 
 
 def test_single_choice_platform_gets_radios_and_refuses_two(app, client, launcher, moodle,

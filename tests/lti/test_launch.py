@@ -7,6 +7,7 @@ from sqlalchemy import select
 from lms_plugin.accounts.models import User
 from lms_plugin.extensions import db
 from lms_plugin.lti.models import LtiContext, LtiIdentity, LtiMembership, LtiResourceLink
+from tests.dbapi import rowcount_unknown
 from tests.lti.platform import LIS, login_state, oidc_login
 
 
@@ -111,3 +112,19 @@ def test_launched_user_is_signed_in_for_later_requests(app, client, moodle, laun
     assert client.get("/account/password").status_code == 302  # anonymous: sent to sign in
     launcher.launch(client, moodle)
     assert client.get("/account/password").status_code == 200
+
+
+def test_launch_succeeds_when_the_driver_cannot_count_rows(app, client, moodle, launcher,
+                                                           count_rows):
+    """Issue 9: on PostgreSQL without Redis every launch was refused (nonce claim trusted
+    ``rowcount``, -1 there); the replay of the same id_token is still refused."""
+    before = count_rows()
+    with rowcount_unknown(app):
+        login = launcher.login(client, moodle)
+        token = moodle.sign(moodle.claims(login.nonce))
+        first = client.post("/lti/launch", data={"id_token": token, "state": login.state})
+        assert first.status_code == 302, first.get_data(as_text=True)
+        replay = client.post("/lti/launch", data={"id_token": token, "state": login.state})
+        assert replay.status_code in (400, 401)
+    assert _user_by_sub(app, "user-1").name == "Jane Nurse"
+    assert count_rows()["LtiIdentity"] == before["LtiIdentity"] + 1

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import nullcontext
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
+from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 from lms_plugin.lti.models import LtiStoredValue
 from lms_plugin.lti.store import LtiStore, purge_expired
+from tests.dbapi import rowcount_unknown
 
 BACKENDS = ["database"] + (["redis"] if os.environ.get("REDIS_URL") else [])
 
@@ -42,3 +47,30 @@ def test_expired_database_values_are_invisible_and_purged(app):
         assert purge_expired() == 1
         db.session.commit()
         assert db.session.get(LtiStoredValue, "lms:lti:lti1p3-old") is None
+
+
+@pytest.mark.parametrize("rowcount", ["reported", "unknown"])
+def test_database_nonce_claim_is_first_use_only(app, rowcount):
+    """Issue 9: the claim trusted ``rowcount``, which SQLAlchemy 2.1 reports as -1 for
+    ``INSERT … ON CONFLICT DO NOTHING`` on PostgreSQL, so every first use was refused."""
+    store = LtiStore(None, prefix=f"lms-test:{uuid.uuid4().hex}:")
+    with rowcount_unknown(app) if rowcount == "unknown" else nullcontext(), app.app_context():
+        assert store.claim("nonce-1", 60) is True  # first use
+        db.session.commit()
+        assert store.claim("nonce-1", 60) is False  # replay
+        assert store.claim("nonce-2", 60) is True  # another nonce is unaffected
+        db.session.commit()
+        rows = db.session.scalars(select(LtiStoredValue.key).where(
+            LtiStoredValue.key.like(f"{store._key_prefix}%"))).all()
+        assert sorted(rows) == [store._key("nonce-1"), store._key("nonce-2")]
+        # consume (OIDC state) and purge count the rows they removed, also by RETURNING
+        store.set_value("state-1", {"x": 1}, exp=60)
+        assert store.consume("state-1") is True
+        assert store.consume("state-1") is False
+        db.session.get(LtiStoredValue, store._key("nonce-2")).expires_at = (
+            utcnow() - timedelta(seconds=1))
+        db.session.commit()
+        assert purge_expired() == 1
+        db.session.commit()
+        assert db.session.get(LtiStoredValue, store._key("nonce-2")) is None
+        assert db.session.get(LtiStoredValue, store._key("nonce-1")) is not None

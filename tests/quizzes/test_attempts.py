@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from lms_plugin.extensions import db
 from lms_plugin.learning.models import Completion
 from lms_plugin.quizzes import services
 from lms_plugin.quizzes.models import Attempt, AttemptAnswer
+from tests.dbapi import rowcount_unknown
 from tests.learning.builders import CORRECT, build_module
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -124,9 +126,13 @@ def test_time_limit_is_enforced_on_the_server(app, learner):
         assert outcome.attempt.status == "submitted" and outcome.attempt.score == 100.0
 
 
-def test_submit_grades_once_and_records_a_completion(app, learner):
+@pytest.mark.parametrize("rowcount", ["reported", "unknown"])
+def test_submit_grades_once_and_records_a_completion(app, learner, rowcount):
+    """Also when the driver reports ``rowcount`` -1 (issue 9): the compare-and-set that
+    grades the attempt must not then mistake its own submission for an earlier one."""
     content = build_module(app, validity_months=12)
-    with app.app_context():
+    unknown = rowcount_unknown(app) if rowcount == "unknown" else nullcontext()
+    with unknown, app.app_context():
         attempt = services.start_attempt(learner, content["version_id"], NOW)
         outcome = services.submit_attempt(attempt.id, learner, correct_responses(content), NOW,
                                           submission_key="k1")
