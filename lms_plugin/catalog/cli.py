@@ -123,10 +123,12 @@ def _bank_out(result: BankResult, output: str | None, text: str) -> None:
         Path(output).write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     for problem in result.unsupported:
         click.echo(f"not converted: {problem}", err=True)
     click.echo(f"{len(result.questions)} question(s) converted, {len(result.unsupported)} not "
-               "converted.", err=True)
+               f"converted, {len(result.warnings)} warning(s).", err=True)
     if result.unsupported:
         sys.exit(1)
 

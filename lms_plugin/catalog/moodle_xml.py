@@ -82,7 +82,8 @@ def parse_moodle_xml(data: bytes | str) -> BankResult:
         idnumber = (element.findtext("idnumber") or "").strip()
         key = unique_key(idnumber or name or prompt[:40], taken, f"q{position}")
         try:
-            data_ = _convert(qtype, element)
+            data_ = _convert(qtype, element, lambda text, where=where: result.warnings.append(
+                f"{where}: {text}"))
         except _Unsupported as exc:
             taken.discard(key)
             result.unsupported.append(f"{where}: {exc}")
@@ -118,17 +119,38 @@ def _options(element: ET.Element) -> tuple[list[dict], list[float]]:
     return options, fractions
 
 
-def _convert(qtype: str, element: ET.Element) -> dict:
+def _weight(value: float) -> str:
+    return f"{value:.5f}".rstrip("0").rstrip(".")
+
+
+def _warn_fractions(warn, options: list[dict], fractions: list[float], kept, why: str) -> None:
+    """One warning listing the answer fractions the converted type cannot carry."""
+    lost = [f"'{o['text']}' ({_weight(f)}%)" for o, f in zip(options, fractions, strict=True)
+            if not kept(f)]
+    if lost:
+        warn(f"partial credit dropped for {', '.join(lost)}: {why} (the quiz engine has no "
+             "per-option credit)")
+
+
+def _convert(qtype: str, element: ET.Element, warn) -> dict:
+    """One ``<question>``'s type data; ``warn(message)`` records what had to be left out.
+    Answer ``fraction`` is Moodle's percent credit (Moodle docs, "Moodle XML format")."""
     if qtype == "multichoice":
         options, fractions = _options(element)
         single = (element.findtext("single") or "true").strip().lower() in ("true", "1")
-        correct = [o["id"] for o, f in zip(options, fractions, strict=True) if f > 0]
         if single:
             best = [o["id"] for o, f in zip(options, fractions, strict=True) if f >= 100]
             if len(best) != 1:
                 raise _Unsupported(f"single-answer multichoice needs exactly one 100% answer, "
                                    f"found {len(best)}")
+            _warn_fractions(warn, options, fractions, lambda f: f in (0, 100),
+                            "single_choice scores 1 for the 100% answer and 0 for any other")
             return {"_type": "single_choice", "options": options, "answer": best[0]}
+        correct = [o["id"] for o, f in zip(options, fractions, strict=True) if f > 0]
+        right = [f for f in fractions if f > 0]
+        if right and max(right) - min(right) > 0.01:  # 33.333/33.334: thirds
+            _warn_fractions(warn, options, fractions, lambda f: f <= 0,
+                            "multiple_response gives each right option an equal share")
         return {"_type": "multiple_response", "options": options, "answer": correct,
                 "scoring": "partial"}
     if qtype == "truefalse":
@@ -161,9 +183,15 @@ def _convert(qtype: str, element: ET.Element) -> dict:
             data["distractors"] = distractors
         return data
     if qtype == "numerical":
-        full = [a for a in element.findall("answer") if _fraction(a) >= 100]
+        answers = element.findall("answer")
+        full = [a for a in answers if _fraction(a) >= 100]
         if not full:
             raise _Unsupported("numerical question without a 100% answer")
+        lost = [f"'{_text(a)}' ({_weight(_fraction(a))}%)" for a in answers
+                if a is not full[0] and _fraction(a) > 0]
+        if lost:
+            warn(f"answers {', '.join(lost)} dropped: numeric keeps the first 100% answer and "
+                 "scores 1 or 0")
         try:
             data = {"_type": "numeric", "answer": _number(_text(full[0])),
                     "tolerance": abs(_number(full[0].findtext("tolerance") or "0")),
@@ -175,8 +203,14 @@ def _convert(qtype: str, element: ET.Element) -> dict:
             data["units"] = unit
         return data
     if qtype == "shortanswer":
-        accepted = [_text(a) for a in element.findall("answer") if _fraction(a) >= 100]
+        answers = element.findall("answer")
+        accepted = [_text(a) for a in answers if _fraction(a) >= 100]
         accepted = [a for a in accepted if a]
+        lost = [f"'{_text(a)}' ({_weight(_fraction(a))}%)" for a in answers
+                if 0 < _fraction(a) < 100]
+        if lost:
+            warn(f"answers {', '.join(lost)} dropped: short_text answers score 1 or 0 (no "
+                 "partial credit)")
         if any("*" in a for a in accepted):
             raise _Unsupported("short answers with * wildcards are not supported")
         return {"_type": "short_text", "accepted": accepted}
