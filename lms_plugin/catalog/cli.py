@@ -133,13 +133,6 @@ def _bank_out(result: BankResult, output: str | None, text: str) -> None:
         sys.exit(1)
 
 
-def _questions_yaml(result: BankResult) -> str:
-    if not result.questions:
-        return ""
-    return exporter.dump_yaml({"questions": [exporter.question_to_dict(q)
-                                             for q in result.questions]})
-
-
 @content_cli.command("import-gift")
 @click.argument("bank", type=click.Path(dir_okay=False, exists=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
@@ -148,17 +141,21 @@ def import_gift(bank: str, output: str | None) -> None:
     """Convert a GIFT file to module.yaml ``questions:`` YAML (paste it into a module);
     questions that cannot be converted are listed and the exit status is 1."""
     result = gift.parse_gift(Path(bank).read_text(encoding="utf-8-sig"))
-    _bank_out(result, output, _questions_yaml(result))
+    _bank_out(result, output, exporter.bank_yaml(result))
 
 
 @content_cli.command("import-moodle-xml")
 @click.argument("bank", type=click.Path(dir_okay=False, exists=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write the questions YAML here instead of standard output.")
+              help="Write the questions YAML here (and question images into images/ beside "
+                   "it) instead of standard output.")
 def import_moodle_xml(bank: str, output: str | None) -> None:
-    """Convert a Moodle XML question export to module.yaml ``questions:`` YAML."""
-    result = moodle_xml.parse_moodle_xml(Path(bank).read_bytes())
-    _bank_out(result, output, _questions_yaml(result))
+    """Convert a Moodle XML question export to module.yaml ``questions:`` YAML; images
+    embedded in question texts are written to ``images/`` beside the output file (copy
+    them into the module's images/ folder)."""
+    result = moodle_xml.convert_moodle_xml_file(
+        bank, assets_dir=Path(output).resolve().parent if output else None)
+    _bank_out(result, output, exporter.bank_yaml(result))
 
 
 def _module_questions(organisation: str, slug: str):

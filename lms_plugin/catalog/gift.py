@@ -13,7 +13,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from lms_plugin.catalog.content_format import BankResult, QuestionSpec, drop_invalid, unique_key
+from lms_plugin.catalog.content_format import BankResult, QuestionSpec, UniqueKeys, drop_invalid
 
 _SPECIAL = "~=#{}:"
 _OPTION_IDS = "abcdefghijklmnopqrstuvwxyz"
@@ -121,7 +121,7 @@ def _blocks(text: str) -> list[tuple[int, str]]:
 def parse_gift(text: str) -> BankResult:
     """Convert a GIFT file; every question that cannot be converted is reported."""
     result = BankResult()
-    taken: set[str] = set()
+    keys = UniqueKeys()
     position = 0
     for line, block in _blocks(text.lstrip("\ufeff")):
         if block.lstrip().startswith("$CATEGORY:"):
@@ -152,13 +152,13 @@ def parse_gift(text: str) -> BankResult:
         if general >= 0:
             explanation, body = _plain(body[general + 4:], fmt), body[:general]
         body = body.strip()
-        key = unique_key(title or prompt[:40], taken, f"q{position}")
+        key = keys.make(title or prompt[:40], f"q{position}")
         try:
             question = _convert(key, prompt, explanation, body, fmt,
                                 lambda text, where=where: result.warnings.append(
                                     f"{where}: {text}"))
         except _Unsupported as exc:
-            taken.discard(key)
+            keys.release(key)
             result.unsupported.append(f"{where}: {exc}")
             continue
         result.where[key] = where
