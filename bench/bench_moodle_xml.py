@@ -121,7 +121,6 @@ def _child(mode: str, bank: str) -> dict:
 
     if mode != "baseline":
         from lms_plugin.catalog import moodle_xml
-        from lms_plugin.catalog.exporter import bank_yaml
     # memory of the interpreter and the imports, before any work: peak - this = the work's
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
@@ -138,11 +137,11 @@ def _child(mode: str, bank: str) -> dict:
         result = {"questions": count}
     else:
         with tempfile.TemporaryDirectory() as folder:
-            out = Path(folder) / "questions.yaml"
-            converted = moodle_xml.convert_moodle_xml_file(bank, assets_dir=Path(folder))
-            out.write_text(bank_yaml(converted), encoding="utf-8")
+            with (Path(folder) / "questions.yaml").open("w", encoding="utf-8") as out:
+                converted = moodle_xml.convert_moodle_xml_to_yaml(bank, out.write,
+                                                                  assets_dir=Path(folder))
             images = len(list((Path(folder) / "images").glob("*")))
-        result = {"questions": len(converted.questions), "not_converted":
+        result = {"questions": converted.count, "not_converted":
                   len(converted.unsupported), "warnings": len(converted.warnings),
                   "images": images}
     result["seconds"] = time.perf_counter() - started

@@ -7,6 +7,7 @@ Thin commands over ``content_format``, ``services``, ``exporter``, ``gift`` and
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -118,8 +119,11 @@ def export(directory: str, organisation: str, overwrite: bool) -> None:
     click.echo(f"Exported {len(systems)} systems and {len(modules)} modules to {directory}.")
 
 
-def _bank_out(result: BankResult, output: str | None, text: str) -> None:
-    if output:
+def _bank_out(result: BankResult, output: str | None, text: str | None) -> None:
+    """Write ``text`` (None: already streamed), then the warnings, problems and counts."""
+    if text is None:
+        pass
+    elif output:
         Path(output).write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
@@ -127,7 +131,7 @@ def _bank_out(result: BankResult, output: str | None, text: str) -> None:
         click.echo(f"warning: {warning}", err=True)
     for problem in result.unsupported:
         click.echo(f"not converted: {problem}", err=True)
-    click.echo(f"{len(result.questions)} question(s) converted, {len(result.unsupported)} not "
+    click.echo(f"{result.count} question(s) converted, {len(result.unsupported)} not "
                f"converted, {len(result.warnings)} warning(s).", err=True)
     if result.unsupported:
         sys.exit(1)
@@ -153,9 +157,15 @@ def import_moodle_xml(bank: str, output: str | None) -> None:
     """Convert a Moodle XML question export to module.yaml ``questions:`` YAML; images
     embedded in question texts are written to ``images/`` beside the output file (copy
     them into the module's images/ folder)."""
-    result = moodle_xml.convert_moodle_xml_file(
-        bank, assets_dir=Path(output).resolve().parent if output else None)
-    _bank_out(result, output, exporter.bank_yaml(result))
+    # Streamed: each question's YAML is written as soon as it is converted, so a large bank
+    # never sits in memory (bench/bench_moodle_xml.py).
+    with (open(output, "w", encoding="utf-8") if output else nullcontext(None)) as out:
+        result = moodle_xml.convert_moodle_xml_to_yaml(
+            bank, out.write if out is not None else (lambda text: click.echo(text, nl=False)),
+            assets_dir=Path(output).resolve().parent if output else None)
+    if output and result.count == 0:  # e.g. broken XML found after some questions
+        Path(output).write_text("", encoding="utf-8")
+    _bank_out(result, output, None)
 
 
 def _module_questions(organisation: str, slug: str):

@@ -971,8 +971,28 @@ class BankResult:
     unsupported: list[str] = field(default_factory=list)  # "question 3 (line 12, 'x'): …"
     # Converted, but something was left out (partial credit, an image): "question 3 …: …"
     warnings: list[str] = field(default_factory=list)
-    where: dict[str, str] = field(default_factory=dict)  # question key -> its position
     text: str = ""  # the exported file, for exports
+    streamed: int = 0  # questions handed to an ``emit`` callback instead of kept
+
+    @property
+    def count(self) -> int:
+        """Questions converted (kept or streamed)."""
+        return len(self.questions) + self.streamed
+
+    def add(self, question: QuestionSpec, where: str, warnings: list[str], emit=None) -> bool:
+        """Validate a converted question (``question_problems``): keep it (or hand it to
+        ``emit``) with its warnings, or report it as not converted. True when kept."""
+        problems = question_problems(question)
+        if problems:
+            self.unsupported += [f"{where}: {message}" for message in problems]
+            return False
+        self.warnings += [f"{where}: {text}" for text in warnings]
+        if emit is None:
+            self.questions.append(question)
+        else:
+            emit(question)
+            self.streamed += 1
+        return True
 
 
 class UniqueKeys:
@@ -1017,35 +1037,12 @@ def _as_node(value: Any) -> Any:
     return value
 
 
-def drop_invalid(result: BankResult) -> BankResult:
-    """Run converted questions through the module.yaml rules, so a bank item that would not
-    validate as content (no correct option, one matching pair…) is reported, not kept.
-
-    Each question is checked on its own, in memory (no YAML round trip), so the cost is
-    linear in the bank's size."""
+def question_problems(question: QuestionSpec) -> list[str]:
+    """What the module.yaml rules find wrong with a converted bank question (no correct
+    option, one matching pair…), so such an item is reported, not kept. Checked in memory
+    (no YAML round trip), one question at a time: linear in the bank's size."""
     from lms_plugin.catalog.exporter import question_to_dict
 
     problems: list[Problem] = []
-    checker = _Checker("bank", problems)
-    kept, dropped = [], set()
-    for question in result.questions:
-        count = len(problems)
-        _question(checker, _as_node(question_to_dict(question)), 1)
-        if len(problems) == count:
-            kept.append(question)
-        else:
-            where = result.where.get(question.key, f"question '{question.key}'")
-            dropped.add(where)
-            result.unsupported += [f"{where}: {p.message}" for p in problems[count:]]
-    result.questions = kept
-    if dropped:  # a question that is not converted needs no warning about its details
-        result.warnings = [w for w in result.warnings
-                           if not any(w.startswith(f"{where}: ") for where in dropped)]
-
-    def position(text: str) -> int:
-        match = re.match(r"question (\d+)", text)
-        return int(match.group(1)) if match else 0
-
-    result.unsupported.sort(key=position)
-    result.warnings.sort(key=position)
-    return result
+    _question(_Checker("bank", problems), _as_node(question_to_dict(question)), 1)
+    return [p.message for p in problems]

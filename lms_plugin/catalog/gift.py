@@ -13,7 +13,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from lms_plugin.catalog.content_format import BankResult, QuestionSpec, UniqueKeys, drop_invalid
+from lms_plugin.catalog.content_format import BankResult, QuestionSpec, UniqueKeys
 
 _SPECIAL = "~=#{}:"
 _OPTION_IDS = "abcdefghijklmnopqrstuvwxyz"
@@ -153,17 +153,16 @@ def parse_gift(text: str) -> BankResult:
             explanation, body = _plain(body[general + 4:], fmt), body[:general]
         body = body.strip()
         key = keys.make(title or prompt[:40], f"q{position}")
+        warnings: list[str] = []
         try:
-            question = _convert(key, prompt, explanation, body, fmt,
-                                lambda text, where=where: result.warnings.append(
-                                    f"{where}: {text}"))
+            question = _convert(key, prompt, explanation, body, fmt, warnings.append)
         except _Unsupported as exc:
             keys.release(key)
             result.unsupported.append(f"{where}: {exc}")
             continue
-        result.where[key] = where
-        result.questions.append(question)
-    return drop_invalid(result)
+        if not result.add(question, where, warnings):
+            keys.release(key)
+    return result
 
 
 class _Unsupported(Exception):

@@ -17,6 +17,7 @@ import html
 import io
 import re
 import xml.etree.ElementTree as ET  # noqa: S405  (building only; parsing goes through defusedxml)
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote
@@ -30,7 +31,6 @@ from lms_plugin.catalog.content_format import (
     BankResult,
     QuestionSpec,
     UniqueKeys,
-    drop_invalid,
     image_problem,
     sniff_image,
 )
@@ -47,6 +47,11 @@ TYPE_NAMES = {"essay": "essay", "description": "description", "multianswer": "cl
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
 _ATTR_RE = re.compile(r"""\b(src|alt)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 _PLUGINFILE = "@@PLUGINFILE@@/"
+_ANY_TAG_RE = re.compile(r"<[a-z][^>]*>", re.I)
+_BREAK_RE = re.compile(r"<br\s*/?>|</p>|</div>|</li>", re.I)
+_TAG_RE = re.compile(r"<[^>]+>")
+_BLANK_LINES_RE = re.compile(r"\n\s*\n+")
+_SPACES_RE = re.compile(r"[ \t]+")
 
 
 def _raw(element: ET.Element | None, path: str = "text") -> str:
@@ -64,11 +69,10 @@ def _text(element: ET.Element | None, path: str = "text", raw: str | None = None
     if raw is None:
         raw = _raw(element, path)
     fmt = element.get("format", "html")
-    if fmt in ("html", "moodle_auto_format") or re.search(r"<[a-z][^>]*>", raw, re.I):
-        raw = re.sub(r"<br\s*/?>|</p>|</div>|</li>", "\n", raw, flags=re.I)
-        raw = html.unescape(re.sub(r"<[^>]+>", "", raw))
+    if fmt in ("html", "moodle_auto_format") or _ANY_TAG_RE.search(raw):
+        raw = html.unescape(_TAG_RE.sub("", _BREAK_RE.sub("\n", raw)))
     raw = raw.replace("\xa0", " ")
-    return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", raw)).strip()
+    return _SPACES_RE.sub(" ", _BLANK_LINES_RE.sub("\n\n", raw)).strip()
 
 
 def _attrs(tag: str) -> dict[str, str]:
@@ -121,8 +125,8 @@ def parse_moodle_xml(data: bytes | str, assets_dir: Path | None = None) -> BankR
                                    assets_dir=assets_dir)
 
 
-def convert_moodle_xml_file(source: str | Path | BinaryIO, *,
-                            assets_dir: Path | None = None) -> BankResult:
+def convert_moodle_xml_file(source: str | Path | BinaryIO, *, assets_dir: Path | None = None,
+                            emit: Callable[[QuestionSpec], None] | None = None) -> BankResult:
     """Convert a Moodle XML export; unsupported or malformed questions are reported.
 
     Streaming: ``<question>`` elements are converted one at a time as the parser reaches
@@ -136,6 +140,10 @@ def convert_moodle_xml_file(source: str | Path | BinaryIO, *,
     prompt shows it as ``![alt](images/…)``, the way module content references images.
     Without ``assets_dir``, or when a file is missing, too large or not an image, the
     question keeps ``[image: alt]`` and gets a warning naming the file.
+
+    ``emit``: each converted question is handed to it as soon as it is validated and not
+    kept in ``result.questions`` (the CLI writes it out), so memory stays bounded however
+    many questions the bank holds.
     """
     result = BankResult()
     keys = UniqueKeys()
@@ -158,7 +166,7 @@ def convert_moodle_xml_file(source: str | Path | BinaryIO, *,
                 continue
             if element.tag == "question" and element.get("type", "") != "category":
                 position += 1
-                _question(element, position, keys, images, result)
+                _question(element, position, keys, images, result, emit)
             root.clear()  # the converted question (and its base64 files) is freed here
     except DefusedXmlException as exc:  # DTDs, entity declarations, external references
         images.discard()
@@ -166,17 +174,26 @@ def convert_moodle_xml_file(source: str | Path | BinaryIO, *,
     except (SafeET.ParseError, ValueError) as exc:
         images.discard()
         return BankResult(unsupported=[f"the file is not valid XML: {exc}"])
-    return drop_invalid(result)
+    return result
+
+
+def convert_moodle_xml_to_yaml(source: str | Path | BinaryIO, write: Callable[[str], object],
+                               assets_dir: Path | None = None) -> BankResult:
+    """``lms-plugin content import-moodle-xml``: stream the ``questions:`` YAML through
+    ``write`` one question at a time and the images into ``assets_dir/images/``."""
+    from lms_plugin.catalog.exporter import BankYamlWriter
+
+    with BankYamlWriter(write) as writer:
+        return convert_moodle_xml_file(source, assets_dir=assets_dir, emit=writer.question)
 
 
 def _question(element: ET.Element, position: int, keys: UniqueKeys, images: _ImageWriter,
-              result: BankResult) -> None:
+              result: BankResult, emit) -> None:
     qtype = element.get("type", "")
     name = _text(element.find("name"))
     where = f"question {position}" + (f" '{name}'" if name else "") + f" (type {qtype})"
-
-    def warn(text: str) -> None:
-        result.warnings.append(f"{where}: {text}")
+    warnings: list[str] = []
+    warn = warnings.append
 
     prompt_node = element.find("questiontext")
     idnumber = (element.findtext("idnumber") or "").strip()
@@ -187,6 +204,7 @@ def _question(element: ET.Element, position: int, keys: UniqueKeys, images: _Ima
         keys.release(key)
         result.unsupported.append(f"{where}: {exc}")
         return
+    written = len(images.written)
     prompt = _text(prompt_node, raw=images.rewrite(prompt_node, key, warn))
     explanation = _text(element.find("generalfeedback"))
     for image in _image_names(_raw(element.find("generalfeedback"))):
@@ -198,9 +216,11 @@ def _question(element: ET.Element, position: int, keys: UniqueKeys, images: _Ima
         points = 1
     data_["points"] = points if points > 0 else 1
     qtype_ours = data_.pop("_type")
-    result.where[key] = where
-    result.questions.append(QuestionSpec(key=key, type=qtype_ours, prompt=prompt,
-                                         explanation=explanation, data=data_))
+    question = QuestionSpec(key=key, type=qtype_ours, prompt=prompt, explanation=explanation,
+                            data=data_)
+    if not result.add(question, where, warnings, emit):
+        keys.release(key)
+        images.forget(written)
 
 
 class _ImageWriter:
@@ -213,8 +233,14 @@ class _ImageWriter:
 
     def discard(self) -> None:
         """Remove what was written (the file turned out broken: nothing is converted)."""
-        for path in self.written:
+        self.forget(0)
+
+    def forget(self, start: int) -> None:
+        """Remove the files written since ``written[start]`` (their question was dropped)."""
+        for path in self.written[start:]:
             path.unlink(missing_ok=True)
+            self.names.discard(path.name)
+        del self.written[start:]
 
     def rewrite(self, node: ET.Element | None, key: str, warn) -> str:
         """The node's HTML with each ``<img>`` replaced by a Markdown image or a note."""
@@ -230,7 +256,7 @@ class _ImageWriter:
     def _one(self, tag: str, files: dict[str, ET.Element], key: str, warn) -> str:
         attrs = _attrs(tag)
         src, alt = attrs.get("src", ""), re.sub(r"[\[\]\n]", " ", attrs.get("alt", "")).strip()
-        placeholder = f" [image: {alt or 'not imported'}] "
+        placeholder = f"[image: {alt or 'not imported'}]"
         if not src.startswith(_PLUGINFILE):
             warn(f"image '{src[:80]}' is not embedded in the bank: not imported (pages cannot "
                  "load images from other sites)")
