@@ -43,6 +43,16 @@ def _plain(text: str, fmt: str) -> str:
     return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", text)).strip()
 
 
+_IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
+_SRC_RE = re.compile(r"""\bsrc\s*=\s*["']?([^"'\s>]*)""", re.I)
+
+
+def _images(text: str) -> list[str]:
+    """The ``src`` of each ``<img>`` in GIFT HTML text (GIFT files cannot carry the files)."""
+    return [m.group(1) if (m := _SRC_RE.search(tag)) else "(no src)"
+            for tag in _IMG_RE.findall(text)]
+
+
 def _split_unescaped(text: str, chars: str) -> list[tuple[str, str]]:
     """Split on unescaped marker characters; each part keeps the marker that began it."""
     parts: list[tuple[str, str]] = []
@@ -145,6 +155,7 @@ def parse_gift(text: str) -> BankResult:
             continue
         before, body, after = rest[:open_at], rest[open_at + 1:close_at], rest[close_at + 1:]
         prompt = _plain(before, fmt)
+        shown = _images(_unescape(before + after))
         if _plain(after, fmt):
             prompt = f"{prompt} _____ {_plain(after, fmt)}".strip()
         explanation = ""
@@ -153,7 +164,8 @@ def parse_gift(text: str) -> BankResult:
             explanation, body = _plain(body[general + 4:], fmt), body[:general]
         body = body.strip()
         key = keys.make(title or prompt[:40], f"q{position}")
-        warnings: list[str] = []
+        warnings: list[str] = [f"image '{src}' not imported: GIFT files do not carry images "
+                               "(export the bank as Moodle XML to keep them)" for src in shown]
         try:
             question = _convert(key, prompt, explanation, body, fmt, warnings.append)
         except _Unsupported as exc:
@@ -223,6 +235,9 @@ def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str,
     options = []
     for letter, answer in zip(_OPTION_IDS, answers, strict=False):
         option = {"id": letter, "text": _plain(answer.text, fmt)}
+        if not option["text"] and (shown := _images(_unescape(answer.text))):
+            raise _Unsupported(f"option {letter} is an image only ('{shown[0]}'): "
+                               "answer options must have text (GIFT files do not carry images)")
         if answer.feedback.strip():
             option["feedback"] = _plain(answer.feedback, fmt)
         options.append(option)

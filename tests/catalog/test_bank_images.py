@@ -211,3 +211,19 @@ def test_lesson_images_are_sniffed_and_size_limited(tmp_path):
     problems = [str(p) for p in load_content(root).problems]
     assert any(re.fullmatch(r"modules/safe-ordering/images/banner\.svg: image is 5\.0 MB; "
                             r"images may be at most 5 MB", p) for p in problems), problems
+
+
+def test_gift_images_are_named_in_warnings_and_image_only_options_say_so():
+    from lms_plugin.catalog import gift
+
+    result = gift.parse_gift(
+        '::Alert::[html]<p>What does this mean?</p><img src="@@PLUGINFILE@@/a.png"> '
+        "{=Stop ~Go}\n\n"
+        '::Pick::[html]Which screen? {=<img src\\="@@PLUGINFILE@@/b.png"> ~Other}\n')
+    assert [q.prompt for q in result.questions] == ["What does this mean?"]
+    assert result.warnings == [
+        "question 1 (line 1, 'Alert'): image '@@PLUGINFILE@@/a.png' not imported: GIFT files "
+        "do not carry images (export the bank as Moodle XML to keep them)"]
+    assert result.unsupported == [
+        "question 2 (line 3, 'Pick'): option a is an image only ('@@PLUGINFILE@@/b.png'): "
+        "answer options must have text (GIFT files do not carry images)"]
