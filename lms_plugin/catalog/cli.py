@@ -168,7 +168,9 @@ def import_moodle_xml(bank: str, output: str | None) -> None:
     _bank_out(result, output, None)
 
 
-def _module_questions(organisation: str, slug: str):
+def _module_questions(organisation: str, slug: str, with_images: bool = False):
+    """The newest version's questions of a module (and, ``with_images``, the images their
+    prompts show, as ``{"images/x.png": AssetSpec}``)."""
     from lms_plugin.accounts.services import get_or_create_organisation
 
     try:
@@ -177,11 +179,16 @@ def _module_questions(organisation: str, slug: str):
         db.session.rollback()
         raise click.ClickException(exc.message) from None
     version = services.latest_version(module)
-    questions = services.version_to_spec(version).questions if version is not None else None
+    spec = services.version_to_spec(version) if version is not None else None
+    images = {}
+    if spec is not None and with_images:
+        spec.lessons = []  # only what the questions show
+        images = {a.path: a for a in services.assets_for(module.id,
+                                                         exporter.referenced_images(spec))}
     db.session.rollback()  # read-only
-    if questions is None:
+    if spec is None:
         raise click.ClickException(f"module '{slug}' has no version")
-    return questions
+    return (spec.questions, images) if with_images else spec.questions
 
 
 @content_cli.command("export-gift")
@@ -201,6 +208,6 @@ def export_gift(module: str, organisation: str, output: str | None) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
 def export_moodle_xml(module: str, organisation: str, output: str | None) -> None:
     """Write MODULE's newest question pool as Moodle XML."""
-    result = moodle_xml.export_moodle_xml(_module_questions(organisation, module),
-                                          category=module)
+    questions, images = _module_questions(organisation, module, with_images=True)
+    result = moodle_xml.export_moodle_xml(questions, category=module, images=images)
     _bank_out(result, output, result.text)

@@ -382,6 +382,9 @@ def export_gift(questions: list[QuestionSpec], category: str | None = None) -> B
         if q.explanation:
             body += f"####{_escape(q.explanation)}"
         units = f" ({data['units']})" if q.type == "numeric" and data.get("units") else ""
+        for image in re.findall(r"!\[[^\]\n]*\]\(\s*<?(images/[^)\s>]+)", q.prompt):
+            result.warnings.append(f"question {position} '{q.key}': image '{image}' not "
+                                   "exported: GIFT files do not carry images; use Moodle XML")
         lines += [f"// id: {q.key}, type: {q.type}",
                   f"::{_escape(q.key)}::[markdown]{_escape(q.prompt + units)} {{{body}}}", ""]
         result.questions.append(q)

@@ -28,6 +28,7 @@ from defusedxml import ElementTree as SafeET
 from lms_plugin.catalog.content_format import (
     IMAGE_EXTENSIONS,
     MAX_IMAGE_BYTES,
+    AssetSpec,
     BankResult,
     QuestionSpec,
     UniqueKeys,
@@ -47,6 +48,7 @@ TYPE_NAMES = {"essay": "essay", "description": "description", "multianswer": "cl
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
 _ATTR_RE = re.compile(r"""\b(src|alt)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 _PLUGINFILE = "@@PLUGINFILE@@/"
+_MD_PLUGINFILE_RE = re.compile(r"!\[([^\]\n]*)\]\(\s*(@@PLUGINFILE@@/[^)\s]+)\s*\)")
 _ANY_TAG_RE = re.compile(r"<[a-z][^>]*>", re.I)
 _BREAK_RE = re.compile(r"<br\s*/?>|</p>|</div>|</li>", re.I)
 _TAG_RE = re.compile(r"<[^>]+>")
@@ -245,16 +247,19 @@ class _ImageWriter:
     def rewrite(self, node: ET.Element | None, key: str, warn) -> str:
         """The node's HTML with each ``<img>`` replaced by a Markdown image or a note."""
         raw = _raw(node)
-        if node is None or "<img" not in raw.lower():
+        if node is None or ("<img" not in raw.lower() and _PLUGINFILE not in raw):
             return raw
         files = {}
         for file in node.findall("file"):
             path = (file.get("path") or "/").strip("/")
             files[f"{path}/{file.get('name', '')}".strip("/")] = file
-        return _IMG_RE.sub(lambda m: self._one(m.group(0), files, key, warn), raw)
+        raw = _IMG_RE.sub(lambda m: self._one(_attrs(m.group(0)), files, key, warn), raw)
+        # Markdown-format texts (this tool's own export) show ``![alt](@@PLUGINFILE@@/x)``
+        return _MD_PLUGINFILE_RE.sub(lambda m: self._one(
+            {"alt": m.group(1), "src": m.group(2)}, files, key, warn), raw)
 
-    def _one(self, tag: str, files: dict[str, ET.Element], key: str, warn) -> str:
-        attrs = _attrs(tag)
+    def _one(self, attrs: dict[str, str], files: dict[str, ET.Element], key: str,
+             warn) -> str:
         src, alt = attrs.get("src", ""), re.sub(r"[\[\]\n]", " ", attrs.get("alt", "")).strip()
         placeholder = f"[image: {alt or 'not imported'}]"
         if not src.startswith(_PLUGINFILE):
@@ -453,8 +458,36 @@ def _answer(parent: ET.Element, fraction: float, text: str, feedback: str = "",
     return node
 
 
-def export_moodle_xml(questions: list[QuestionSpec], category: str | None = None) -> BankResult:
-    """A Moodle XML ``<quiz>`` with one ``<question>`` per item (all seven types map)."""
+_MD_IMAGE_RE = re.compile(r"!\[([^\]\n]*)\]\(\s*<?(images/[^)\s>]+)>?\s*\)")
+
+
+def _export_prompt(node: ET.Element, prompt: str, images: dict[str, AssetSpec],
+                   warn) -> None:
+    """``<questiontext>`` for a prompt: its ``images/…`` become ``@@PLUGINFILE@@/…`` with the
+    file embedded as base64 (Moodle rewrites that prefix in any text format), so an export
+    keeps the images and importing it again restores them."""
+    embedded: dict[str, AssetSpec] = {}
+
+    def swap(match: re.Match) -> str:
+        asset = images.get(match.group(2))
+        if asset is None:
+            warn(f"image '{match.group(2)}' is not stored with the module: not exported")
+            return match.group(0)
+        name = Path(asset.path).name
+        embedded[name] = asset
+        return f"![{match.group(1)}]({_PLUGINFILE}{name})"
+
+    text = _MD_IMAGE_RE.sub(swap, prompt)
+    texted = _texted(node, "questiontext", text)
+    for name, asset in embedded.items():
+        _sub(texted, "file", base64.b64encode(asset.data).decode(), name=name, path="/",
+             encoding="base64")
+
+
+def export_moodle_xml(questions: list[QuestionSpec], category: str | None = None,
+                      images: dict[str, AssetSpec] | None = None) -> BankResult:
+    """A Moodle XML ``<quiz>`` with one ``<question>`` per item (all seven types map);
+    ``images`` (path → asset) are embedded where prompts show them."""
     result = BankResult()
     quiz = ET.Element("quiz")
     if category:
@@ -471,7 +504,8 @@ def export_moodle_xml(questions: list[QuestionSpec], category: str | None = None
             continue
         node = _sub(quiz, "question", type=moodle_type)
         _sub(_sub(node, "name"), "text", q.key)
-        _texted(node, "questiontext", q.prompt)
+        _export_prompt(node, q.prompt, images or {}, lambda text, key=q.key:
+                       result.warnings.append(f"question '{key}': {text}"))
         _texted(node, "generalfeedback", q.explanation)
         _sub(node, "defaultgrade", f"{float(data.get('points', 1)):.7f}")
         _sub(node, "penalty", "0")

@@ -227,3 +227,30 @@ def test_gift_images_are_named_in_warnings_and_image_only_options_say_so():
     assert result.unsupported == [
         "question 2 (line 3, 'Pick'): option a is an image only ('@@PLUGINFILE@@/b.png'): "
         "answer options must have text (GIFT files do not carry images)"]
+
+
+def test_export_embeds_question_images_and_reimport_restores_them(app, tmp_path):
+    root = copy_valid(tmp_path)
+    module_yaml = root / "modules" / "bcma-scanning" / "module.yaml"
+    module_yaml.write_text(module_yaml.read_text().replace(
+        "prompt: Scan the wristband before the medication.",
+        'prompt: "Scan first: ![the wristband](images/wristband.png)"'))
+    (root / "modules" / "bcma-scanning" / "images").mkdir()
+    (root / "modules" / "bcma-scanning" / "images" / "wristband.png").write_bytes(PNG)
+    runner = app.test_cli_runner()
+    imported = runner.invoke(args=["content", "import", str(root)])
+    assert imported.exit_code == 0, imported.output
+
+    exported = runner.invoke(args=["content", "export-moodle-xml", "bcma-scanning"])
+    assert exported.exit_code == 0, exported.output
+    assert f'<file name="wristband.png" path="/" encoding="base64">' \
+           f"{base64.b64encode(PNG).decode()}</file>" in exported.stdout
+    back = moodle_xml.parse_moodle_xml(exported.stdout.encode(), assets_dir=tmp_path / "back")
+    assert back.warnings == [] and back.unsupported == []
+    scan = next(q for q in back.questions if q.key == "scan-first")
+    assert scan.prompt == "Scan first: ![the wristband](images/scan-first-wristband.png)"
+    assert (tmp_path / "back" / "images" / "scan-first-wristband.png").read_bytes() == PNG
+
+    as_gift = runner.invoke(args=["content", "export-gift", "bcma-scanning"])
+    assert "warning: question 1 'scan-first': image 'images/wristband.png' not exported: GIFT " \
+           "files do not carry images; use Moodle XML" in as_gift.output
