@@ -243,8 +243,9 @@ def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str,
         options.append(option)
     credits = [_credit(a) for a in answers]
     if any(a.marker == "=" for a in answers):
-        # Moodle's GIFT reader: an '=' answer makes the question single-answer; '~%n%'
-        # weights are then partial credit for the other options, never "correct".
+        # Moodle's GIFT reader (question/format/gift/format.php, readquestion(), case
+        # 'multichoice'): any '=' makes the question single-answer (single = 1), an '='
+        # answer has fraction 1, and '~%n%' weights are partial credit for other options.
         full = [o["id"] for o, c in zip(options, credits, strict=True) if c >= 100]
         if len(full) != 1:
             raise _Unsupported(f"single-answer multiple choice with {len(full)} full-credit "
@@ -266,8 +267,10 @@ def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str,
 
 
 def _credit(answer: _Answer) -> float:
-    """The percent an answer earns in Moodle: an explicit ``%n%`` weight, else 100 for '='
-    and 0 for '~' (Moodle docs, "GIFT format": "Percentage Answer Weights")."""
+    """The percent an answer earns: an explicit ``%n%`` weight, else 100 for '=' and 0 for
+    '~' (Moodle docs, "GIFT format", "Percentage answer weights"). Moodle's reader ignores a
+    weight after '=' in a multiple choice (it keeps ``%50%`` as answer text); here it counts,
+    so ``=%50%x`` is a half-credit answer, never silently a right one."""
     if answer.weight is not None:
         return answer.weight
     return 100.0 if answer.marker == "=" else 0.0
