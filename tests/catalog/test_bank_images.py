@@ -254,3 +254,12 @@ def test_export_embeds_question_images_and_reimport_restores_them(app, tmp_path)
     as_gift = runner.invoke(args=["content", "export-gift", "bcma-scanning"])
     assert "warning: question 1 'scan-first': image 'images/wristband.png' not exported: GIFT " \
            "files do not carry images; use Moodle XML" in as_gift.output
+
+
+def test_prompt_filter_escapes_text_and_shows_only_module_images(app):
+    render = app.jinja_env.filters["question_text"]
+    html = str(render("2*3 <b>x</b> _____ ![Screen](images/a.png) ![web](https://e.org/x.png) "
+                      "![up](images/../secret.png)", 7))
+    assert html == ('2*3 &lt;b&gt;x&lt;/b&gt; _____ <img class="question-image" '
+                    'src="/content/7/images/a.png" alt="Screen"> ![web](https://e.org/x.png) '
+                    "![up](images/../secret.png)")
