@@ -9,11 +9,12 @@ so images are served by this tool (hospital networks block outside hosts).
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 ALLOWED_TAGS = {
     "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "code", "pre",
@@ -63,3 +64,23 @@ def render_markdown(text: str, module_id: int | None = None) -> Markup:
     clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                       url_schemes=URL_SCHEMES, link_rel="noopener noreferrer")
     return Markup(clean)  # noqa: S704  (sanitized by nh3 just above)
+
+
+_PROMPT_IMAGE_RE = re.compile(r"!\[([^\]\n]*)\]\(\s*<?(images/[^)\s>]+)>?\s*\)")
+
+
+def render_prompt(text: str, module_id: int) -> Markup:
+    """A question prompt: plain text (escaped, never Markdown: ``2*3`` or ``_____`` stay as
+    written), except ``![alt](images/x.png)``, which becomes an ``<img>`` served by the
+    module's asset route (content/README.md, "Questions"). The output is phrasing content,
+    so it may sit inside a ``<legend>`` or ``<label>``."""
+    parts: list[str] = []
+    last = 0
+    for match in _PROMPT_IMAGE_RE.finditer(text or ""):
+        url = asset_url(module_id, match.group(2))
+        parts.append(escape(text[last:match.start()]))
+        parts.append(Markup('<img class="question-image" src="{}" alt="{}">').format(
+            url, match.group(1).strip()) if url is not None else escape(match.group(0)))
+        last = match.end()
+    parts.append(escape((text or "")[last:]))
+    return Markup("").join(parts)

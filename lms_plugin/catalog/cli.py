@@ -7,6 +7,7 @@ Thin commands over ``content_format``, ``services``, ``exporter``, ``gift`` and
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -122,24 +123,22 @@ def export(directory: str, organisation: str, overwrite: bool) -> None:
     click.echo(f"Exported {len(systems)} systems and {len(modules)} modules to {directory}.")
 
 
-def _bank_out(result: BankResult, output: str | None, text: str) -> None:
-    if output:
+def _bank_out(result: BankResult, output: str | None, text: str | None) -> None:
+    """Write ``text`` (None: already streamed), then the warnings, problems and counts."""
+    if text is None:
+        pass
+    elif output:
         Path(output).write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     for problem in result.unsupported:
         click.echo(f"not converted: {problem}", err=True)
-    click.echo(f"{len(result.questions)} question(s) converted, {len(result.unsupported)} not "
-               "converted.", err=True)
+    click.echo(f"{result.count} question(s) converted, {len(result.unsupported)} not "
+               f"converted, {len(result.warnings)} warning(s).", err=True)
     if result.unsupported:
         sys.exit(1)
-
-
-def _questions_yaml(result: BankResult) -> str:
-    if not result.questions:
-        return ""
-    return exporter.dump_yaml({"questions": [exporter.question_to_dict(q)
-                                             for q in result.questions]})
 
 
 @content_cli.command("import-gift")
@@ -150,20 +149,32 @@ def import_gift(bank: str, output: str | None) -> None:
     """Convert a GIFT file to module.yaml ``questions:`` YAML (paste it into a module);
     questions that cannot be converted are listed and the exit status is 1."""
     result = gift.parse_gift(Path(bank).read_text(encoding="utf-8-sig"))
-    _bank_out(result, output, _questions_yaml(result))
+    _bank_out(result, output, exporter.bank_yaml(result))
 
 
 @content_cli.command("import-moodle-xml")
 @click.argument("bank", type=click.Path(dir_okay=False, exists=True))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Write the questions YAML here instead of standard output.")
+              help="Write the questions YAML here (and question images into images/ beside "
+                   "it) instead of standard output.")
 def import_moodle_xml(bank: str, output: str | None) -> None:
-    """Convert a Moodle XML question export to module.yaml ``questions:`` YAML."""
-    result = moodle_xml.parse_moodle_xml(Path(bank).read_bytes())
-    _bank_out(result, output, _questions_yaml(result))
+    """Convert a Moodle XML question export to module.yaml ``questions:`` YAML; images
+    embedded in question texts are written to ``images/`` beside the output file (copy
+    them into the module's images/ folder)."""
+    # Streamed: each question's YAML is written as soon as it is converted, so a large bank
+    # never sits in memory (bench/bench_moodle_xml.py).
+    with (open(output, "w", encoding="utf-8") if output else nullcontext(None)) as out:
+        result = moodle_xml.convert_moodle_xml_to_yaml(
+            bank, out.write if out is not None else (lambda text: click.echo(text, nl=False)),
+            assets_dir=Path(output).resolve().parent if output else None)
+    if output and result.count == 0:  # e.g. broken XML found after some questions
+        Path(output).write_text("", encoding="utf-8")
+    _bank_out(result, output, None)
 
 
-def _module_questions(organisation: str, slug: str):
+def _module_questions(organisation: str, slug: str, with_images: bool = False):
+    """The newest version's questions of a module (and, ``with_images``, the images their
+    prompts show, as ``{"images/x.png": AssetSpec}``)."""
     from lms_plugin.accounts.services import get_or_create_organisation
 
     try:
@@ -172,11 +183,16 @@ def _module_questions(organisation: str, slug: str):
         db.session.rollback()
         raise click.ClickException(exc.message) from None
     version = services.latest_version(module)
-    questions = services.version_to_spec(version).questions if version is not None else None
+    spec = services.version_to_spec(version) if version is not None else None
+    images = {}
+    if spec is not None and with_images:
+        spec.lessons = []  # only what the questions show
+        images = {a.path: a for a in services.assets_for(module.id,
+                                                         exporter.referenced_images(spec))}
     db.session.rollback()  # read-only
-    if questions is None:
+    if spec is None:
         raise click.ClickException(f"module '{slug}' has no version")
-    return questions
+    return (spec.questions, images) if with_images else spec.questions
 
 
 @content_cli.command("export-gift")
@@ -196,6 +212,6 @@ def export_gift(module: str, organisation: str, output: str | None) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
 def export_moodle_xml(module: str, organisation: str, output: str | None) -> None:
     """Write MODULE's newest question pool as Moodle XML."""
-    result = moodle_xml.export_moodle_xml(_module_questions(organisation, module),
-                                          category=module)
+    questions, images = _module_questions(organisation, module, with_images=True)
+    result = moodle_xml.export_moodle_xml(questions, category=module, images=images)
     _bank_out(result, output, result.text)

@@ -32,6 +32,14 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".svg": "image/svg+xml", ".gif": "image/gif", ".webp": "image/webp"}
 STATUSES = ("draft", "published")
 
+# Resource limits for untrusted files (issue 10 item 9: a YAML alias bomb used ~1 GB).
+# A shipped module.yaml is ~10 KB; a 1,000-question pool ~1 MB.
+MAX_YAML_BYTES = 5 * 1024 * 1024  # per YAML document (module.yaml, systems/*.yaml)
+MAX_YAML_ALIASES = 100  # ``*alias`` uses per document (anchors are rare in hand-written YAML)
+MAX_YAML_VALUES = 500_000  # values built per document, aliases expanded (a bomb hits this)
+MAX_TEXT_BYTES = 1024 * 1024  # per lesson Markdown file
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # per image (lesson/question images, bank <file>s)
+
 
 # ---------------------------------------------------------------------------- dataclasses
 
@@ -149,6 +157,56 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
+class _LimitedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses more than ``MAX_YAML_ALIASES`` alias uses, at the alias."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_YAML_ALIASES} aliases (*name): refused, "
+                    "an alias bomb can exhaust memory; write the values out",
+                    self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _oversized(root: yaml.Node, limit: int) -> int | None:
+    """The line of the innermost node whose value, aliases expanded, exceeds ``limit``
+    values; None when the whole document stays within it. Aliases share nodes, so the
+    expansion can be exponential in the text (billion laughs); sizes are memoised per node,
+    so this costs time linear in the *text*, and nothing is built."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:  # iterative post-order: deep nesting cannot overflow Python's stack
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if done:
+            sizes[id(node)] = min(limit + 1, 1 + sum(sizes[id(c)] for c in _children(node)))
+            continue
+        stack.append((node, True))
+        stack += [(c, False) for c in _children(node) if id(c) not in sizes]
+    if sizes[id(root)] <= limit:
+        return None
+    node = root
+    while True:  # walk down to the smallest node still over the limit
+        bigger = next((c for c in _children(node) if sizes[id(c)] > limit), None)
+        if bigger is None:
+            return _line(node)
+        node = bigger
+
+
 class _Reader:
     """Builds plain values from a composed YAML node tree, keeping 1-based line numbers."""
 
@@ -187,22 +245,39 @@ class _Reader:
 
 def parse_yaml(text: str, rel: str, problems: list[Problem]) -> Any:
     """Parse one YAML document into YMap/YList/scalars; a syntax error becomes a Problem at
-    the mark's line and the result is None."""
-    loader = yaml.SafeLoader(text)
+    the mark's line and the result is None. Limits (a Problem, result None): the text is at
+    most ``MAX_YAML_BYTES`` (UTF-8), at most ``MAX_YAML_ALIASES`` aliases, and at most
+    ``MAX_YAML_VALUES`` values once aliases are expanded (billion-laughs bombs)."""
+    size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_YAML_BYTES \
+        else len(text)
+    if size > MAX_YAML_BYTES:
+        problems.append(Problem(rel, None, f"YAML file is {size / 1048576:.1f} MB; at most "
+                                           f"{MAX_YAML_BYTES // 1048576} MB is read"))
+        return None
+    loader = _LimitedLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
+            return None
+        line = _oversized(node, MAX_YAML_VALUES)
+        if line is not None:
+            problems.append(Problem(rel, line, f"YAML limit: this value expands to more than "
+                                               f"{MAX_YAML_VALUES:,} values through aliases "
+                                               "(*name): refused"))
             return None
         return _Reader(loader, lambda line, msg: problems.append(Problem(rel, line, msg))
                        ).value(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(p for p in (exc.context, exc.problem) if p)
-        problems.append(Problem(rel, mark.line + 1 if mark else 1,
-                                f"YAML syntax error: {what}"))
+        kind = "YAML limit" if "aliases (*name)" in (exc.problem or "") else "YAML syntax error"
+        problems.append(Problem(rel, mark.line + 1 if mark else 1, f"{kind}: {what}"))
         return None
     except yaml.YAMLError as exc:
         problems.append(Problem(rel, 1, f"YAML syntax error: {exc}"))
+        return None
+    except RecursionError:
+        problems.append(Problem(rel, None, "YAML limit: values are nested too deeply"))
         return None
     finally:
         loader.dispose()
@@ -546,8 +621,16 @@ QUIZ_KEYS = ("pass_mark", "attempt_limit", "time_limit_minutes", "draw", "shuffl
 SYSTEM_KEYS = ("slug", "name", "vendor", "description")
 
 
-def _read_text(path: Path, rel: str, problems: list[Problem]) -> str | None:
+def _read_text(path: Path, rel: str, problems: list[Problem],
+               limit: int = MAX_TEXT_BYTES) -> str | None:
+    """The file's UTF-8 text; a Problem (and None) when unreadable or larger than ``limit``
+    bytes (checked before reading, so a huge file costs no memory)."""
     try:
+        size = path.stat().st_size
+        if size > limit:
+            problems.append(Problem(rel, None, f"file is {size / 1048576:.1f} MB; at most "
+                                               f"{limit / 1048576:g} MB is read"))
+            return None
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         problems.append(Problem(rel, None, f"not UTF-8 text ({exc.reason})"))
@@ -557,7 +640,7 @@ def _read_text(path: Path, rel: str, problems: list[Problem]) -> str | None:
 
 
 def load_system(path: Path, rel: str, problems: list[Problem]) -> SystemSpec | None:
-    text = _read_text(path, rel, problems)
+    text = _read_text(path, rel, problems, MAX_YAML_BYTES)
     if text is None:
         return None
     c = _Checker(rel, problems)
@@ -588,7 +671,7 @@ def load_module(folder: Path, rel_folder: str, systems: set[str] | None,
     if not path.is_file():
         problems.append(Problem(rel_folder, None, "module folder has no module.yaml"))
         return None
-    text = _read_text(path, rel, problems)
+    text = _read_text(path, rel, problems, MAX_YAML_BYTES)
     if text is None:
         return None
     c = _Checker(rel, problems)
@@ -643,6 +726,8 @@ def load_module(folder: Path, rel_folder: str, systems: set[str] | None,
         spec.shuffle_questions = c.boolean(quiz_map, "shuffle_questions", "'quiz'", True)
         spec.shuffle_options = c.boolean(quiz_map, "shuffle_options", "'quiz'", True)
 
+    images = _load_images(folder, rel_folder, problems)
+    referenced: set[str] = set()
     raw_questions = c.get(m, "questions", "module.yaml", True)
     if raw_questions is not _MISSING:
         if not isinstance(raw_questions, YList):
@@ -664,14 +749,15 @@ def load_module(folder: Path, rel_folder: str, systems: set[str] | None,
                     seen[str(key)] = key_line
                 if question is not None:
                     spec.questions.append(question)
+                    _check_image_refs(question.prompt, raw.value_lines.get("prompt", line),
+                                      rel, rel_folder, set(images), referenced, problems)
             if spec.draw_count is not None and spec.draw_count > len(raw_questions):
                 c.add(draw_line, f"'draw' is {spec.draw_count} but the pool has only "
                                  f"{len(raw_questions)} questions")
 
-    images = _load_images(folder, rel_folder, problems)
-    referenced: set[str] = set()
     spec.lessons = _load_lessons(folder, rel_folder, rel, set(images), referenced, problems)
-    # Only images a lesson shows are stored (and hashed): an unused file changes nothing.
+    # Only images a lesson or question shows are stored (and hashed): an unused file changes
+    # nothing.
     spec.assets = [images[path] for path in sorted(referenced)]
     return spec if len(problems) == start else None
 
@@ -690,10 +776,35 @@ def _load_images(folder: Path, rel_folder: str, problems: list[Problem]) -> dict
             problems.append(Problem(rel, None, "images/ may only hold .png, .jpg, .svg, .gif "
                                                "or .webp files"))
             continue
+        if path.stat().st_size > MAX_IMAGE_BYTES:  # before reading it into memory
+            problems.append(Problem(rel, None, f"image is {path.stat().st_size / 1048576:.1f} "
+                                               f"MB; images may be at most "
+                                               f"{MAX_IMAGE_BYTES // 1048576} MB"))
+            continue
+        data = path.read_bytes()
+        problem = image_problem(path.name, data, content_type)
+        if problem is not None:
+            problems.append(Problem(rel, None, problem))
+            continue
         images[f"images/{path.name}"] = AssetSpec(path=f"images/{path.name}",
-                                                  content_type=content_type,
-                                                  data=path.read_bytes())
+                                                  content_type=content_type, data=data)
     return images
+
+
+def _check_image_refs(text: str, line: int, rel: str, rel_folder: str, images: set[str],
+                      referenced: set[str], problems: list[Problem]) -> None:
+    """Markdown images in a lesson line or a question prompt must be files of images/;
+    the ones found are added to ``referenced`` (they are stored with the module)."""
+    for ref in IMAGE_REF_RE.findall(text):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", ref, re.I) or ref.startswith("//"):
+            problems.append(Problem(rel, line, f"image '{ref}' is not shipped with the module: "
+                                               "put it in images/ (pages cannot load outside "
+                                               "images)"))
+        elif ref not in images:
+            problems.append(Problem(rel, line, f"image '{ref}' not found: expected "
+                                               f"{rel_folder}/{ref}"))
+        else:
+            referenced.add(ref)
 
 
 def _load_lessons(folder: Path, rel_folder: str, module_rel: str, images: set[str],
@@ -742,16 +853,7 @@ def _load_lessons(folder: Path, rel_folder: str, module_rel: str, images: set[st
         elif len(title) > 300:
             problems.append(Problem(rel, 1, "lesson title is longer than 300 characters"))
         for number, line in enumerate(lines, start=1):
-            for ref in IMAGE_REF_RE.findall(line):
-                if re.match(r"^[a-z][a-z0-9+.-]*:", ref, re.I) or ref.startswith("//"):
-                    problems.append(Problem(rel, number, f"image '{ref}' is not shipped with "
-                                                         "the module: put it in images/ "
-                                                         "(pages cannot load outside images)"))
-                elif ref not in images:
-                    problems.append(Problem(rel, number, f"image '{ref}' not found: expected "
-                                                         f"{rel_folder}/{ref}"))
-                else:
-                    referenced.add(ref)
+            _check_image_refs(line, number, rel, rel_folder, images, referenced, problems)
         if title is not None:
             lessons.append(LessonSpec(position=position, slug=slug, title=title,
                                       body_markdown=body))
@@ -819,12 +921,50 @@ def load_content(root: str | Path) -> ContentBundle:
 
 def _declared_slug(folder: Path) -> tuple[str, int] | None:
     """The slug a module.yaml declares (for the duplicate check), if it can be read."""
-    try:
-        parsed = parse_yaml((folder / "module.yaml").read_text(encoding="utf-8"), "", [])
-    except (OSError, UnicodeDecodeError):
+    text = _read_text(folder / "module.yaml", "", [], MAX_YAML_BYTES)
+    if text is None:
         return None
+    parsed = parse_yaml(text, "", [])
     if isinstance(parsed, YMap) and isinstance(parsed.get("slug"), str):
         return parsed["slug"], parsed.value_lines["slug"]
+    return None
+
+
+IMAGE_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif",
+                    "image/webp": ".webp", "image/svg+xml": ".svg"}
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The image type the bytes are (magic numbers), or None: a file is what its bytes say,
+    not what its name says."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith((b"<?xml", b"<svg", b"<!--", b"<!doctype svg")) and b"<svg" in head:
+        return "image/svg+xml"
+    return None
+
+
+def image_problem(name: str, data: bytes, expected: str | None = None) -> str | None:
+    """The one rule for every imported image (lesson ``images/``, question images, files
+    embedded in a Moodle XML bank): at most ``MAX_IMAGE_BYTES``, and PNG, JPEG, GIF, WebP
+    or SVG by its bytes (matching ``expected``, the type its file name claims, if given).
+    Returns a message naming the problem, or None when the image is fine."""
+    if len(data) > MAX_IMAGE_BYTES:
+        return (f"image '{name}' is {len(data) / 1048576:.1f} MB; images may be at most "
+                f"{MAX_IMAGE_BYTES // 1048576} MB")
+    found = sniff_image(data)
+    if found is None:
+        return f"'{name}' is not a PNG, JPEG, GIF, WebP or SVG image (by its content)"
+    if expected is not None and found != expected:
+        return (f"'{name}' is named as {expected} but its content is {found}: rename it to "
+                f"{Path(name).stem}{IMAGE_EXTENSIONS[found]}")
     return None
 
 
@@ -841,39 +981,80 @@ class BankResult:
 
     questions: list[QuestionSpec] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)  # "question 3 (line 12, 'x'): …"
-    where: dict[str, str] = field(default_factory=dict)  # question key -> its position
+    # Converted, but something was left out (partial credit, an image): "question 3 …: …"
+    warnings: list[str] = field(default_factory=list)
     text: str = ""  # the exported file, for exports
+    streamed: int = 0  # questions handed to an ``emit`` callback instead of kept
+
+    @property
+    def count(self) -> int:
+        """Questions converted (kept or streamed)."""
+        return len(self.questions) + self.streamed
+
+    def add(self, question: QuestionSpec, where: str, warnings: list[str], emit=None) -> bool:
+        """Validate a converted question (``question_problems``): keep it (or hand it to
+        ``emit``) with its warnings, or report it as not converted. True when kept."""
+        problems = question_problems(question)
+        if problems:
+            self.unsupported += [f"{where}: {message}" for message in problems]
+            return False
+        self.warnings += [f"{where}: {text}" for text in warnings]
+        if emit is None:
+            self.questions.append(question)
+        else:
+            emit(question)
+            self.streamed += 1
+        return True
 
 
-def unique_key(base: str, taken: set[str], fallback: str) -> str:
-    """A question id from a bank's name: slug-like, at most 64 characters, unique."""
-    slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")[:56] or fallback
-    key, n = slug, 2
-    while key in taken:
-        key, n = f"{slug}-{n}", n + 1
-    taken.add(key)
-    return key
+class UniqueKeys:
+    """Question ids from a bank's names: slug-like, at most 64 characters, unique.
+
+    Banks repeat names ("Question 1" thousands of times); the next free suffix is remembered
+    per slug, so making n ids costs O(n), not O(n²)."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+        self._next: dict[str, int] = {}
+
+    def make(self, base: str, fallback: str) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")[:56] or fallback
+        key = slug
+        if key in self.taken:
+            n = self._next.get(slug, 2)
+            while f"{slug}-{n}" in self.taken:
+                n += 1
+            key, self._next[slug] = f"{slug}-{n}", n + 1
+        self.taken.add(key)
+        return key
+
+    def release(self, key: str) -> None:
+        """Give back the id of a question that was not converted."""
+        self.taken.discard(key)
 
 
-def drop_invalid(result: BankResult) -> BankResult:
-    """Run converted questions through the module.yaml rules, so a bank item that would not
-    validate as content (no correct option, one matching pair…) is reported, not kept."""
-    from lms_plugin.catalog.exporter import dump_yaml, question_to_dict
+def _as_node(value: Any) -> Any:
+    """Plain dicts/lists as the YMap/YList shapes ``_question`` reads (every line 1)."""
+    if isinstance(value, dict):
+        result = YMap()
+        result.line, result.key_lines, result.value_lines = 1, {}, {}
+        for key, item in value.items():
+            result[key] = _as_node(item)
+            result.key_lines[key] = result.value_lines[key] = 1
+        return result
+    if isinstance(value, list):
+        items = YList(_as_node(item) for item in value)
+        items.line, items.item_lines = 1, [1] * len(items)
+        return items
+    return value
+
+
+def question_problems(question: QuestionSpec) -> list[str]:
+    """What the module.yaml rules find wrong with a converted bank question (no correct
+    option, one matching pair…), so such an item is reported, not kept. Checked in memory
+    (no YAML round trip), one question at a time: linear in the bank's size."""
+    from lms_plugin.catalog.exporter import question_to_dict
 
     problems: list[Problem] = []
-    checker = _Checker("bank", problems)
-    parsed = parse_yaml(dump_yaml([question_to_dict(q) for q in result.questions]), "bank",
-                        problems)
-    kept = []
-    for question, raw in zip(result.questions, parsed or [], strict=False):
-        count = len(problems)
-        _question(checker, raw, 1)
-        if len(problems) == count:
-            kept.append(question)
-        else:
-            where = result.where.get(question.key, f"question '{question.key}'")
-            result.unsupported += [f"{where}: {p.message}" for p in problems[count:]]
-    result.questions = kept
-    result.unsupported.sort(key=lambda text: int(m.group(1)) if (
-        m := re.match(r"question (\d+)", text)) else 0)
-    return result
+    _question(_Checker("bank", problems), _as_node(question_to_dict(question)), 1)
+    return [p.message for p in problems]

@@ -13,7 +13,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from lms_plugin.catalog.content_format import BankResult, QuestionSpec, drop_invalid, unique_key
+from lms_plugin.catalog.content_format import BankResult, QuestionSpec, UniqueKeys
 
 _SPECIAL = "~=#{}:"
 _OPTION_IDS = "abcdefghijklmnopqrstuvwxyz"
@@ -41,6 +41,16 @@ def _plain(text: str, fmt: str) -> str:
         text = re.sub(r"<br\s*/?>|</p>|</div>", "\n", text, flags=re.I)
         text = html.unescape(re.sub(r"<[^>]+>", "", text))
     return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", text)).strip()
+
+
+_IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
+_SRC_RE = re.compile(r"""\bsrc\s*=\s*["']?([^"'\s>]*)""", re.I)
+
+
+def _images(text: str) -> list[str]:
+    """The ``src`` of each ``<img>`` in GIFT HTML text (GIFT files cannot carry the files)."""
+    return [m.group(1) if (m := _SRC_RE.search(tag)) else "(no src)"
+            for tag in _IMG_RE.findall(text)]
 
 
 def _split_unescaped(text: str, chars: str) -> list[tuple[str, str]]:
@@ -121,7 +131,7 @@ def _blocks(text: str) -> list[tuple[int, str]]:
 def parse_gift(text: str) -> BankResult:
     """Convert a GIFT file; every question that cannot be converted is reported."""
     result = BankResult()
-    taken: set[str] = set()
+    keys = UniqueKeys()
     position = 0
     for line, block in _blocks(text.lstrip("\ufeff")):
         if block.lstrip().startswith("$CATEGORY:"):
@@ -145,6 +155,7 @@ def parse_gift(text: str) -> BankResult:
             continue
         before, body, after = rest[:open_at], rest[open_at + 1:close_at], rest[close_at + 1:]
         prompt = _plain(before, fmt)
+        shown = _images(_unescape(before + after))
         if _plain(after, fmt):
             prompt = f"{prompt} _____ {_plain(after, fmt)}".strip()
         explanation = ""
@@ -152,23 +163,27 @@ def parse_gift(text: str) -> BankResult:
         if general >= 0:
             explanation, body = _plain(body[general + 4:], fmt), body[:general]
         body = body.strip()
-        key = unique_key(title or prompt[:40], taken, f"q{position}")
+        key = keys.make(title or prompt[:40], f"q{position}")
+        warnings: list[str] = [f"image '{src}' not imported: GIFT files do not carry images "
+                               "(export the bank as Moodle XML to keep them)" for src in shown]
         try:
-            question = _convert(key, prompt, explanation, body, fmt)
+            question = _convert(key, prompt, explanation, body, fmt, warnings.append)
         except _Unsupported as exc:
-            taken.discard(key)
+            keys.release(key)
             result.unsupported.append(f"{where}: {exc}")
             continue
-        result.where[key] = where
-        result.questions.append(question)
-    return drop_invalid(result)
+        if not result.add(question, where, warnings):
+            keys.release(key)
+    return result
 
 
 class _Unsupported(Exception):
     pass
 
 
-def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str) -> QuestionSpec:
+def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str,
+             warn) -> QuestionSpec:
+    """One question; ``warn(message)`` records what the conversion had to leave out."""
     def spec(qtype: str, data: dict) -> QuestionSpec:
         data["points"] = 1
         return QuestionSpec(key=key, type=qtype, prompt=prompt, explanation=explanation,
@@ -188,7 +203,7 @@ def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str) -> Qu
             data["feedback"] = {k: fb[k] for k in ("true", "false") if fb[k]}
         return spec("true_false", data)
     if body.startswith("#"):
-        return spec("numeric", _numeric(body[1:]))
+        return spec("numeric", _numeric(body[1:], warn))
     answers = _answers(body)
     if not answers:
         raise _Unsupported(f"answer block '{{{body[:30]}}}' is not a GIFT question type this "
@@ -207,36 +222,83 @@ def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str) -> Qu
             data["distractors"] = distractors
         return spec("matching", data)
     if all(a.marker == "=" for a in answers):
-        accepted = [_plain(a.text, fmt) for a in answers if a.weight in (None, 100.0)]
+        accepted = []
+        for answer in answers:
+            if _credit(answer) >= 100:
+                accepted.append(_plain(answer.text, fmt))
+            else:
+                warn(f"answer '{_plain(answer.text, fmt)}' ({_weight(_credit(answer))}%) "
+                     "dropped: short_text answers score 1 or 0 (no partial credit)")
         return spec("short_text", {"accepted": accepted})
+    if len(answers) > len(_OPTION_IDS):
+        raise _Unsupported("more than 26 options")
     options = []
-    correct = []
-    weighted = any(a.marker == "~" and a.weight and a.weight > 0 for a in answers)
     for letter, answer in zip(_OPTION_IDS, answers, strict=False):
         option = {"id": letter, "text": _plain(answer.text, fmt)}
+        if not option["text"] and (shown := _images(_unescape(answer.text))):
+            raise _Unsupported(f"option {letter} is an image only ('{shown[0]}'): "
+                               "answer options must have text (GIFT files do not carry images)")
         if answer.feedback.strip():
             option["feedback"] = _plain(answer.feedback, fmt)
         options.append(option)
-        if (answer.marker == "=" and not weighted) or (answer.weight or 0) > 0:
-            correct.append(letter)
-    if len(answers) > len(_OPTION_IDS):
-        raise _Unsupported("more than 26 options")
-    if weighted:
-        return spec("multiple_response", {"options": options, "answer": correct,
-                                          "scoring": "partial"})
-    if len(correct) != 1:
-        raise _Unsupported(f"multiple choice with {len(correct)} '=' answers (use %weights% "
-                           "for several right answers)")
-    return spec("single_choice", {"options": options, "answer": correct[0]})
+    credits = [_credit(a) for a in answers]
+    if any(a.marker == "=" for a in answers):
+        # Moodle's GIFT reader (question/format/gift/format.php, readquestion(), case
+        # 'multichoice'): any '=' makes the question single-answer (single = 1), an '='
+        # answer has fraction 1, and '~%n%' weights are partial credit for other options.
+        full = [o["id"] for o, c in zip(options, credits, strict=True) if c >= 100]
+        if len(full) != 1:
+            raise _Unsupported(f"single-answer multiple choice with {len(full)} full-credit "
+                               "answers (one '=' answer, or %weights% without '=' for "
+                               "several right answers)")
+        _warn_weights(warn, options, credits, lambda c: c in (0, 100), "single_choice scores "
+                      "1 for the '=' answer and 0 for any other")
+        return spec("single_choice", {"options": options, "answer": full[0]})
+    correct = [o["id"] for o, c in zip(options, credits, strict=True) if c > 0]
+    if not correct:
+        raise _Unsupported("multiple choice without a right answer (no '=' answer and no "
+                           "positive %weight%)")
+    right = [c for c in credits if c > 0]
+    if max(right) - min(right) > 0.01:  # 33.333/33.334 are thirds, not a preference
+        _warn_weights(warn, options, credits, lambda c: c <= 0, "multiple_response gives "
+                      "each right option an equal share")
+    return spec("multiple_response", {"options": options, "answer": correct,
+                                      "scoring": "partial"})
 
 
-def _numeric(body: str) -> dict:
-    """``10:0.1``, ``9..11``, or ``=10:0.1#fb =%50%10:1`` (the full-credit answer is kept)."""
+def _credit(answer: _Answer) -> float:
+    """The percent an answer earns: an explicit ``%n%`` weight, else 100 for '=' and 0 for
+    '~' (Moodle docs, "GIFT format", "Percentage answer weights"). Moodle's reader ignores a
+    weight after '=' in a multiple choice (it keeps ``%50%`` as answer text); here it counts,
+    so ``=%50%x`` is a half-credit answer, never silently a right one."""
+    if answer.weight is not None:
+        return answer.weight
+    return 100.0 if answer.marker == "=" else 0.0
+
+
+def _warn_weights(warn, options: list[dict], credits: list[float], kept, why: str) -> None:
+    """One warning listing the weights that the converted type cannot carry."""
+    lost = [f"'{o['text']}' ({_weight(c)}%)" for o, c in zip(options, credits, strict=True)
+            if not kept(c)]
+    if lost:
+        warn(f"partial credit dropped for {', '.join(lost)}: {why} (the quiz engine has no "
+             "per-option credit)")
+
+
+def _numeric(body: str, warn) -> dict:
+    """``10:0.1``, ``9..11``, or ``=10:0.1#fb =%50%10:1`` (the full-credit answer is kept;
+    partial-credit answers are dropped with a warning: numeric scores 1 or 0)."""
     body = body.strip()
     if body.startswith("="):
-        full = [a for a in _answers(body) if a.weight in (None, 100.0)]
+        answers = _answers(body)
+        full = [a for a in answers if _credit(a) >= 100]
         if not full:
             raise _Unsupported("numeric question without a full-credit answer")
+        lost = [f"'{_unescape(a.text.split('#')[0])}' ({_weight(_credit(a))}%)"
+                for a in answers if a is not full[0] and _credit(a) > 0]
+        if lost:
+            warn(f"answers {', '.join(lost)} dropped: numeric keeps the first full-credit "
+                 "answer and scores 1 or 0")
         body = full[0].text.strip()
     feedback_at = _find_unescaped(body, "#")
     if feedback_at >= 0:
@@ -323,6 +385,9 @@ def export_gift(questions: list[QuestionSpec], category: str | None = None) -> B
         if q.explanation:
             body += f"####{_escape(q.explanation)}"
         units = f" ({data['units']})" if q.type == "numeric" and data.get("units") else ""
+        for image in re.findall(r"!\[[^\]\n]*\]\(\s*<?(images/[^)\s>]+)", q.prompt):
+            result.warnings.append(f"question {position} '{q.key}': image '{image}' not "
+                                   "exported: GIFT files do not carry images; use Moodle XML")
         lines += [f"// id: {q.key}, type: {q.type}",
                   f"::{_escape(q.key)}::[markdown]{_escape(q.prompt + units)} {{{body}}}", ""]
         result.questions.append(q)

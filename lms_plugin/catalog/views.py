@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from flask import Blueprint, make_response, request
 from flask_login import current_user
+from markupsafe import Markup
 
 from lms_plugin.authz import AUTHENTICATED, allow
 from lms_plugin.catalog import services
+from lms_plugin.markdown import render_prompt
 
 bp = Blueprint("catalog", __name__)
+
+
+@bp.app_template_filter("question_text")
+def question_text(prompt: str, module_id: int) -> Markup:
+    """``{{ q.prompt | question_text(module.id) }}``: a prompt with its module images."""
+    return render_prompt(prompt, module_id)
 
 
 @bp.route("/content/<int:module_id>/<path:path>")

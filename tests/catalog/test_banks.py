@@ -105,8 +105,8 @@ def test_bank_items_that_would_not_validate_are_reported():
     assert result.unsupported[0].startswith("question 1 (line 1, 'Lonely match'): 'pairs' "
                                             "needs at least 2 entries")
     assert result.unsupported[1] == ("question 2 (line 3, 'No right answer'): multiple choice "
-                                     "with 0 '=' answers (use %weights% for several right "
-                                     "answers)")
+                                     "without a right answer (no '=' answer and no positive "
+                                     "%weight%)")
 
 
 def test_cli_import_gift_prints_questions_yaml_that_validates(app, tmp_path):
@@ -116,7 +116,7 @@ def test_cli_import_gift_prints_questions_yaml_that_validates(app, tmp_path):
                                  str(SAMPLES / "moodle-export.gift.txt"), "-o", str(out)])
     assert result.exit_code == 1  # two questions were not converted
     assert "not converted: question 8 (line 45, 'Describe an override'): essay" in result.output
-    assert "8 question(s) converted, 2 not converted." in result.output
+    assert "8 question(s) converted, 2 not converted, 0 warning(s)." in result.output
     # Paste the questions into a module: it validates as content.
     root = copy_valid(tmp_path)
     module_yaml = root / "modules" / "bcma-scanning" / "module.yaml"

@@ -201,7 +201,7 @@ def test_lesson_problems(tmp_path):
         "03-pictures.md": "# Pictures\n\n![ok](images/ok.png)\n![gone](images/missing.png)\n"
                           "![web](https://cdn.example.com/x.png)\n",
         "notes.txt": "stray",
-    }, images={"ok.png": b"\x89PNG fake"})
+    }, images={"ok.png": b"\x89PNG\r\n\x1a\n fake"})
     found = problems(root)
     assert f"{L}/01-introduction.md:1: lesson has no '# Title' line (a line starting with " \
            "'# ')" in found
