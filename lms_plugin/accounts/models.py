@@ -13,7 +13,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 
-
 #: Which graded attempt the LMS gradebook shows (see ``learning.services.policy_score``).
 #: "highest": the highest graded attempt of the current validity period (Moodle's quiz
 #: default, "Highest grade"); "most_recent": the latest graded attempt (Moodle's "Last attempt").
