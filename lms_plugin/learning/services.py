@@ -224,8 +224,10 @@ def policy_score(user_id: int, module_id: int, now: datetime) -> PolicyScore | N
 
     Among the learner's graded, non-preview attempts on this module (any version from the
     newest published *retraining required* one on, as :func:`valid_completion` counts) that
-    were submitted in the current validity period (:func:`validity_period_start`) up to
-    ``now``, the organisation's policy picks:
+    were submitted in the current validity period (:func:`validity_period_start`) — every
+    one graded so far, whatever ``now`` says, so a worker whose clock lags the web node's by
+    a few milliseconds still counts the attempt that queued it — the organisation's policy
+    picks:
 
     * ``"highest"`` (default; Moodle quiz's default grading method "Highest grade"): the
       highest score, so a failed re-sit never lowers a recorded completion — the completion's
@@ -247,7 +249,7 @@ def policy_score(user_id: int, module_id: int, now: datetime) -> PolicyScore | N
                                   ModuleVersion.id == Attempt.module_version_id)
              .where(Attempt.user_id == user_id, ModuleVersion.module_id == module_id,
                     Attempt.status == "submitted", Attempt.preview.is_(False),
-                    Attempt.score.is_not(None), Attempt.submitted_at <= now))
+                    Attempt.score.is_not(None)))
     if since is not None:
         query = query.where(Attempt.submitted_at >= since)
     if retrain_from is not None:
