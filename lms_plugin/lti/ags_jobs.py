@@ -170,8 +170,9 @@ def deliver_score(payload: dict[str, Any], ctx: JobContext) -> None:
                               populate_existing=True)
     timestamp = datetime.fromisoformat(payload["timestamp"])
     score_given, comment = float(payload["score_given"]), payload.get("comment") or ""
-    if payload.get("policy"):
-        score_given, comment = _policy_score(payload["policy"], ctx.now)
+    policy = payload.get("policy") or _legacy_policy(payload, platform, link)
+    if policy:
+        score_given, comment = _policy_score(policy, ctx.now)
     score = Score(user_sub=payload["sub"], score_given=score_given,
                   score_maximum=payload["score_maximum"], timestamp=timestamp,
                   comment=comment)
@@ -188,6 +189,32 @@ def deliver_score(payload: dict[str, Any], ctx: JobContext) -> None:
     except ServiceRefused as exc:
         raise PermanentFailure(f"the platform refused the score (HTTP {exc.status}): "
                                f"{exc.message}") from None
+
+
+def _legacy_policy(payload: dict[str, Any], platform: LtiPlatform,
+                   link: LtiResourceLink) -> dict[str, Any] | None:
+    """A job queued by the learning hook before the grade policy existed (its payload has
+    ``completed`` and no ``policy``; a failed attempt's said ``completed: false``, which
+    Moodle would store as an empty grade): find its learner and module so a retry sends the
+    policy's score too. Raises Superseded for a not-completed one that cannot be resolved
+    (sending it as final could lower a pass); None for a completed one that cannot be
+    resolved (its own score, a pass, is sent as before)."""
+    if "completed" not in payload:
+        return None
+    from lms_plugin.catalog.models import Module
+
+    user_id = db.session.scalar(select(LtiIdentity.user_id).where(
+        LtiIdentity.organisation_id == platform.organisation_id,
+        LtiIdentity.issuer == platform.issuer, LtiIdentity.sub == payload["sub"]).limit(1))
+    module_id = db.session.scalar(select(Module.id).where(
+        Module.organisation_id == platform.organisation_id,
+        Module.slug == link.module_slug).limit(1)) if link.module_slug else None
+    if user_id is not None and module_id is not None:
+        return {"user_id": user_id, "module_id": module_id}
+    if not payload["completed"]:
+        raise Superseded("a score queued before the grade policy whose learner or module "
+                         "no longer exists")
+    return None
 
 
 def _policy_score(policy: dict[str, Any], now: datetime) -> tuple[float, str]:

@@ -193,3 +193,20 @@ def test_set_grade_policy_refuses_bad_input_and_changes_nothing(app, args, messa
         assert db.session.scalar(select(Organisation.grade_policy)) == "highest"
         assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.action == "organisation.set_grade_policy")) == 0
+
+
+def test_a_job_queued_before_the_grade_policy_sends_the_policy_score(app, client, launcher,
+                                                                     services):
+    """An outbox job from before this change (``completed: false``, no policy) retried after
+    the upgrade must not erase or lower the pass either."""
+    content, item, user_id = _setup(app, client, launcher, services)
+    _sit(app, content, user_id, 8, NOW - timedelta(hours=3))
+    _sit(app, content, user_id, 3, NOW - timedelta(hours=2))
+    with app.app_context():
+        for job in db.session.scalars(select(OutboxJob)):
+            job.payload = {**{k: v for k, v in job.payload.items() if k != "policy"},
+                           "completed": job.payload["score_given"] >= 80}
+        db.session.commit()
+    _send(app)
+    assert services.lms.gradebook_history(item, "nurse-1") == [100]
+    assert services.lms.final(item, "nurse-1").raw["gradingProgress"] == "FullyGraded"
