@@ -99,12 +99,13 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from lms_plugin.accounts.cli import users_cli
+    from lms_plugin.accounts.cli import org_cli, users_cli
     from lms_plugin.catalog.cli import content_cli
     from lms_plugin.jobs.cli import outbox_cli, worker_command
     from lms_plugin.lti.cli import keys_cli, platform_cli
 
-    for command in (users_cli, content_cli, outbox_cli, worker_command, platform_cli, keys_cli):
+    for command in (users_cli, org_cli, content_cli, outbox_cli, worker_command, platform_cli,
+                    keys_cli):
         app.cli.add_command(command)
 
 

@@ -11,6 +11,7 @@ from lms_plugin.errors import DomainError
 from lms_plugin.extensions import db
 
 users_cli = AppGroup("users", help="Manage people and local accounts.")
+org_cli = AppGroup("org", help="Organisation settings.")
 
 
 @users_cli.command("create-admin")
@@ -51,3 +52,18 @@ def ensure_admin(email: str, organisation: str) -> None:
     base = current_app.config["LMS_BASE_URL"]
     click.echo(f"Created admin {result.user.email}; sign in at {base}/auth/login")
     click.echo(f"One-time password (change it at first sign-in): {result.password}")
+
+
+@org_cli.command("set-grade-policy")
+@click.argument("organisation")
+@click.argument("policy", metavar="highest|most-recent")
+def set_grade_policy(organisation: str, policy: str) -> None:
+    """Which graded attempt the LMS gradebook shows: the highest of the current validity
+    period (default) or the most recent one."""
+    try:
+        org = services.set_grade_policy(organisation, policy)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Grade policy of {org.name}: {org.grade_policy}.")

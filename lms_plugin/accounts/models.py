@@ -13,16 +13,29 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 
+#: Which graded attempt the LMS gradebook shows (see ``learning.services.policy_score``).
+#: "highest": the highest graded attempt of the current validity period (Moodle's quiz
+#: default, "Highest grade"); "most_recent": the latest graded attempt (Moodle's "Last attempt").
+GRADE_POLICY_HIGHEST = "highest"
+GRADE_POLICY_MOST_RECENT = "most_recent"
+GRADE_POLICIES = (GRADE_POLICY_HIGHEST, GRADE_POLICY_MOST_RECENT)
+
 
 class Organisation(db.Model):
     """A health system (tenant). Every record a person sees belongs to exactly one."""
 
     __tablename__ = "organisation"
+    __table_args__ = (
+        CheckConstraint("grade_policy IN ('highest', 'most_recent')",
+                        name="grade_policy_known"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    grade_policy: Mapped[str] = mapped_column(String(20), default=GRADE_POLICY_HIGHEST,
+                                              server_default=GRADE_POLICY_HIGHEST)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -14,7 +14,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 
-from lms_plugin.accounts.models import AuditEvent, LocalCredential, Organisation, RoleGrant, User
+from lms_plugin.accounts.models import (
+    GRADE_POLICIES,
+    AuditEvent,
+    LocalCredential,
+    Organisation,
+    RoleGrant,
+    User,
+)
 from lms_plugin.authz import ROLES
 from lms_plugin.db import check_fits, utcnow
 from lms_plugin.errors import Conflict, NotFound, ValidationFailed
@@ -52,6 +59,40 @@ def get_or_create_organisation(name: str, timezone: str = "America/New_York") ->
     if org is None:
         org = Organisation(slug=slug, name=name, timezone=timezone)
         db.session.add(org)
+        db.session.flush()
+    return org
+
+
+def find_organisation(slug_or_name: str) -> Organisation:
+    """The organisation with this slug (or whose name slugifies to it); NotFound otherwise."""
+    text = (slug_or_name or "").strip()
+    org = db.session.scalar(select(Organisation).where(
+        Organisation.slug.in_({text, slugify(text)})).limit(1)) if text else None
+    if org is None:
+        raise NotFound(f"No organisation {slug_or_name!r}")
+    return org
+
+
+def set_grade_policy(organisation: str, policy: str) -> Organisation:
+    """Choose which graded attempt the LMS gradebook shows for everyone in ``organisation``
+    (a slug or name): ``"highest"`` (the highest graded attempt of the current validity
+    period, Moodle's quiz default) or ``"most_recent"`` (the latest graded attempt, which may
+    lower the grade). The rule itself is ``learning.services.policy_score``.
+
+    Raises NotFound for an unknown organisation and ValidationFailed (naming the allowed
+    values) for an unknown policy; nothing is written then. Audited; flushes, no commit.
+    Scores already in the gradebook change at the learner's next graded attempt.
+    """
+    choice = (policy or "").strip().lower().replace("-", "_")
+    if choice not in GRADE_POLICIES:
+        raise ValidationFailed(f"Unknown grade policy {policy!r}: choose one of "
+                               f"{', '.join(GRADE_POLICIES)}", field="grade_policy")
+    org = find_organisation(organisation)
+    if org.grade_policy != choice:
+        record_audit("organisation.set_grade_policy", actor=None, organisation_id=org.id,
+                     target=("organisation", org.id),
+                     details={"from": org.grade_policy, "to": choice})
+        org.grade_policy = choice
         db.session.flush()
     return org
 

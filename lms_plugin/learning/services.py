@@ -8,11 +8,18 @@ Services flush and never commit: the view commits once.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from lms_plugin.accounts.models import (
+    GRADE_POLICY_HIGHEST,
+    GRADE_POLICY_MOST_RECENT,
+    Organisation,
+)
 from lms_plugin.catalog import services as catalog
 from lms_plugin.catalog.models import Lesson, Module, ModuleVersion
 from lms_plugin.errors import NotFound
@@ -117,13 +124,156 @@ def record_lesson_view(user_id: int, version: ModuleVersion, position: int,
     return lesson
 
 
+# --------------------------------------------------------------------------- validity periods
+def validity_period_start(user_id: int, module_id: int, now: datetime) -> datetime | None:
+    """When the learner's current validity period on this module began (UTC), or None for
+    the first period (no completion has lapsed yet: it runs from the beginning).
+
+    A period starts when the previous completion expires (DESIGN: recertification): the
+    completions up to ``now`` are merged into spans of continuous validity, and the period
+    starts at the end of the latest span that ended at or before ``now``. A re-sit passed
+    while an earlier completion was still valid extends the span, so a completion that is
+    valid now always lies inside the current period. The one definition of "current
+    validity period" for the attempt limit (:func:`start_quiz`, :func:`submit_quiz`,
+    :func:`module_overview`) and for the grade policy (:func:`policy_score`).
+    """
+    rows = db.session.execute(
+        select(Completion.completed_at, Completion.expires_at)
+        .where(Completion.user_id == user_id, Completion.module_id == module_id,
+               Completion.completed_at <= now)
+        .order_by(Completion.completed_at)).all()
+    start: datetime | None = None
+    span_end: datetime | None = None  # end of the current span of validity
+    forever = False  # the current span contains a completion that never expires
+    for completed_at, expires_at in rows:
+        if span_end is not None and not forever and completed_at > span_end:
+            start, span_end = span_end, None  # a lapse: a new span (and period) began
+        if expires_at is None:
+            forever = True
+        elif span_end is None or expires_at > span_end:
+            span_end = expires_at
+    if span_end is not None and not forever and span_end <= now:
+        start = span_end
+    return start
+
+
+def start_quiz(user_id: int, version_id: int, now: datetime, *,
+               preview: bool = False) -> Attempt:
+    """Start (or resume) a quiz attempt, counting the attempt limit in the learner's current
+    validity period (issue 18 item 7): attempts of an earlier period do not count, so a
+    learner who used every attempt last year can recertify this year. Conflict (409) when
+    the limit of this period is used up; NotFound for an unknown version."""
+    module_id = module_of_version(version_id)
+    if module_id is None:
+        raise NotFound("This module version does not exist")
+    since = None if preview else validity_period_start(user_id, module_id, now)
+    return quizzes.start_attempt(user_id, version_id, now, preview=preview,
+                                 counted_since=since)
+
+
+def submit_quiz(attempt_id: int, user_id: int, responses: Mapping[Any, Any], now: datetime,
+                *, submission_key: str | None = None) -> quizzes.SubmitOutcome:
+    """Grade an attempt once (``quizzes.submit_attempt``), checking the limit in the
+    validity period the attempt was started in (the window :func:`start_quiz` counted)."""
+    attempt = quizzes.get_attempt(attempt_id, user_id)
+    module_id = module_of_version(attempt.module_version_id)
+    since = (None if attempt.preview or module_id is None
+             else validity_period_start(user_id, module_id, attempt.started_at))
+    return quizzes.submit_attempt(attempt_id, user_id, responses, now,
+                                  submission_key=submission_key, counted_since=since)
+
+
+# --------------------------------------------------------------------------- grade policy
+@dataclass(frozen=True)
+class PolicyScore:
+    """The score the LMS gradebook should show for one learner and module, and why.
+
+    ``score`` is a percentage (0–100); ``chosen`` is the attempt it comes from; ``latest``
+    the most recent graded attempt of the period (the same one under "most_recent").
+    """
+
+    policy: str
+    score: float
+    chosen: Attempt
+    latest: Attempt
+
+    @property
+    def comment(self) -> str:
+        """The gradebook comment: which attempt counts and, when different, the latest."""
+        verdict = "passed" if self.chosen.passed else "not passed"
+        if self.policy == GRADE_POLICY_HIGHEST:
+            text = (f"Highest attempt of the current period: attempt {self.chosen.number}, "
+                    f"{self.score:g}% ({verdict})")
+        else:
+            text = f"Most recent attempt: attempt {self.chosen.number}, {self.score:g}% ({verdict})"
+        if self.latest.id != self.chosen.id:
+            text += (f"; latest attempt {self.latest.number}: {self.latest.score:g}% "
+                     f"({'passed' if self.latest.passed else 'not passed'})")
+        return text
+
+
+def grade_policy_of(organisation_id: int) -> str:
+    """The organisation's grade policy ("highest" when the organisation is unknown)."""
+    policy = db.session.scalar(select(Organisation.grade_policy).where(
+        Organisation.id == organisation_id))
+    return policy or GRADE_POLICY_HIGHEST
+
+
+def policy_score(user_id: int, module_id: int, now: datetime) -> PolicyScore | None:
+    """The one rule for which graded attempt the LMS gradebook shows (issue 9 item 2).
+
+    Among the learner's graded, non-preview attempts on this module (any version from the
+    newest published *retraining required* one on, as :func:`valid_completion` counts) that
+    were submitted in the current validity period (:func:`validity_period_start`) — every
+    one graded so far, whatever ``now`` says, so a worker whose clock lags the web node's by
+    a few milliseconds still counts the attempt that queued it — the organisation's policy
+    picks:
+
+    * ``"highest"`` (default; Moodle quiz's default grading method "Highest grade"): the
+      highest score, so a failed re-sit never lowers a recorded completion — the completion's
+      own attempt is in the period and is counted;
+    * ``"most_recent"`` (Moodle's "Last attempt"): the latest attempt's score, which may be
+      lower than a completion that still counts in the tool.
+
+    None when there is no graded attempt in the period (nothing to send).
+    """
+    module = db.session.get(Module, module_id)
+    if module is None:
+        return None
+    since = validity_period_start(user_id, module_id, now)
+    retrain_from = db.session.scalar(
+        select(func.max(ModuleVersion.number)).where(
+            ModuleVersion.module_id == module_id, ModuleVersion.status == "published",
+            ModuleVersion.retraining_required.is_(True)))
+    query = (select(Attempt).join(ModuleVersion,
+                                  ModuleVersion.id == Attempt.module_version_id)
+             .where(Attempt.user_id == user_id, ModuleVersion.module_id == module_id,
+                    Attempt.status == "submitted", Attempt.preview.is_(False),
+                    Attempt.score.is_not(None)))
+    if since is not None:
+        query = query.where(Attempt.submitted_at >= since)
+    if retrain_from is not None:
+        query = query.where(ModuleVersion.number >= retrain_from)
+    attempts = db.session.scalars(query).all()
+    if not attempts:
+        return None
+    latest = max(attempts, key=lambda a: (a.submitted_at, a.id))
+    policy = grade_policy_of(module.organisation_id)
+    if policy == GRADE_POLICY_MOST_RECENT:
+        chosen = latest
+    else:
+        chosen = max(attempts, key=lambda a: (float(a.score or 0), a.submitted_at, a.id))
+    return PolicyScore(policy=policy, score=float(chosen.score or 0), chosen=chosen,
+                       latest=latest)
+
+
 # --------------------------------------------------------------------------- completions
 def attempt_graded(attempt: Attempt, version: ModuleVersion, now: datetime) -> Completion | None:
     """Called by ``quizzes.services.submit_attempt`` once, in the grading transaction.
 
-    A passed, non-preview attempt records the Completion here.
-    NEXT ISSUE (LTI AGS): enqueue the outbox job that sends this attempt's score to the LMS
-    gradebook here, in this same transaction, so the grade is sent exactly once per change.
+    A passed, non-preview attempt records the Completion here; every graded non-preview
+    attempt queues the LMS gradebook update in this same transaction (the outbox job
+    computes the score under the grade policy, :func:`policy_score`, when it is sent).
     """
     ags_jobs.enqueue_attempt_score(attempt, version, now)  # LTI AGS: outbox job, same txn
     if attempt.preview or not attempt.passed:
@@ -190,6 +340,10 @@ class ModuleOverview:
     completion: Completion | None = None
     expired_completion: Completion | None = None
     question_count: int = 0
+    #: What the LMS gradebook shows under the organisation's grade policy (module and result
+    #: pages only: ``module_overview(..., grade_note=True)``), to tell a learner who has
+    #: passed what a new, optional attempt can change.
+    gradebook: PolicyScore | None = None
 
     @property
     def percent_viewed(self) -> int:
@@ -217,7 +371,10 @@ class ModuleOverview:
 
 
 def module_overview(user_id: int, module: Module, version: ModuleVersion, now: datetime, *,
-                    preview: bool = False) -> ModuleOverview:
+                    preview: bool = False, grade_note: bool = False) -> ModuleOverview:
+    """One learner's state on one module version. Attempts used and left count in the
+    current validity period (:func:`validity_period_start`); ``grade_note`` also fills
+    ``gradebook`` (:func:`policy_score`) when the learner holds a valid completion."""
     positions = [lesson.position for lesson in version.lessons]
     progress = None if preview else progress_of(user_id, version.id)
     viewed = set(progress.viewed_positions or []) & set(positions) if progress else set()
@@ -234,15 +391,20 @@ def module_overview(user_id: int, module: Module, version: ModuleVersion, now: d
     question_count = len(version.questions)
     if version.draw_count:
         question_count = min(question_count, version.draw_count)
+    since = None if preview else validity_period_start(user_id, module.id, now)
+    gradebook = (policy_score(user_id, module.id, now)
+                 if grade_note and completion is not None else None)
     return ModuleOverview(
         module=module, version=version, preview=preview, lesson_count=len(positions),
         viewed=viewed, resume_position=resume, open_attempt=open_attempt,
         last_attempt=submitted_attempt(user_id, version.id, preview=preview),
-        attempts_used=0 if preview else quizzes.attempts_used(user_id, version.id),
-        attempts_left=None if preview else quizzes.attempts_left(user_id, version),
+        attempts_used=0 if preview else quizzes.attempts_used(user_id, version.id,
+                                                              counted_since=since),
+        attempts_left=None if preview else quizzes.attempts_left(user_id, version,
+                                                                 counted_since=since),
         completion=completion,
         expired_completion=latest if (latest is not None and completion is None) else None,
-        question_count=question_count,
+        question_count=question_count, gradebook=gradebook,
     )
 
 

@@ -88,7 +88,7 @@ def home():
 def module(slug: str):
     preview, mod, version = _module_for(slug)
     overview = services.module_overview(current_user.id, mod, version, utcnow(),
-                                        preview=preview)
+                                        preview=preview, grade_note=True)
     form = StartQuizForm(preview="1" if preview else "")
     return render_template("learning/module.html", o=overview, form=form, pv=_pv(preview))
 
@@ -119,7 +119,7 @@ def lesson(slug: str, position: int):
 def start_quiz(slug: str):
     preview, _, version = _module_for(slug)
     try:
-        quizzes.start_attempt(current_user.id, version.id, utcnow(), preview=preview)
+        services.start_quiz(current_user.id, version.id, utcnow(), preview=preview)
         db.session.commit()
     except IntegrityError:  # a second tab started one at the same moment: resume that one
         db.session.rollback()
@@ -163,8 +163,8 @@ def submit(slug: str):
         raise NotFound("This quiz attempt does not belong to this module")
     questions = quizzes.drawn_questions(sitting)
     responses = responses_from_form(questions, sitting.option_orders, request.form)
-    outcome = quizzes.submit_attempt(sitting.id, current_user.id, responses, utcnow(),
-                                     submission_key=form.submission_key.data or None)
+    outcome = services.submit_quiz(sitting.id, current_user.id, responses, utcnow(),
+                                   submission_key=form.submission_key.data or None)
     db.session.commit()
     if outcome.already_graded:
         flash("This attempt had already been submitted, so it was not graded again. "
@@ -190,7 +190,7 @@ def result(slug: str):
             return redirect(url_for("learning.module", slug=slug, **_pv(preview)))
     shown_version = services.version_by_id(graded.module_version_id)
     overview = services.module_overview(current_user.id, mod, shown_version, utcnow(),
-                                        preview=graded.preview)
+                                        preview=graded.preview, grade_note=True)
     by_question = {a.question_id: a for a in graded.answers}
     rows = [(q, by_question.get(q.id)) for q in quizzes.drawn_questions(graded)]
     return render_template("learning/result.html", module=mod, version=shown_version,

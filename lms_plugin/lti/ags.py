@@ -32,24 +32,59 @@ def iso_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+ACTIVITY_COMPLETED = "Completed"
+GRADING_FULLY_GRADED = "FullyGraded"
+
+
 @dataclass(frozen=True)
 class Score:
+    """One final grade for one learner on one line item: ``score_given`` out of
+    ``score_maximum`` (0 ≤ given ≤ maximum; the tool sends percentages, maximum 100).
+
+    Every score the tool sends is final, so it always travels as ``activityProgress``
+    Completed and ``gradingProgress`` FullyGraded: the learner finished the graded attempt
+    and the tool graded it, whether or not it passed. Each platform records a grade only
+    then, and anything else *erases or hides* the grade it holds (issue 9 item 2):
+
+    * 1EdTech AGS 2.0 §3.4 (Score publish service): ``scoreGiven`` is meaningful with
+      gradingProgress FullyGraded; Pending / PendingManual / Failed / NotReady mean the
+      grade is not final, and a platform may ignore the score. ``scoreMaximum`` must be
+      present with ``scoreGiven``; ``timestamp`` orders scores and a platform must refuse
+      one older than what it holds.
+    * Moodle (mod/lti/service/gradebookservices/classes/local/resources/scores.php,
+      ``get_json_for_post_request``): ``scoreGiven`` is set to null unless gradingProgress
+      is FullyGraded and the null is saved — a Pending score replaces a recorded grade with
+      an empty one; 400 when userId, timestamp, gradingProgress or activityProgress is
+      missing or the user has no gradebook role; 409 when the stored grade's time is not
+      older than ``timestamp`` (compared in whole seconds).
+    * Canvas (Score API, developerdocs.instructure.com …/file.all_resources/score):
+      ``scoreMaximum`` must be present when ``scoreGiven`` is (422 otherwise); "NotReady,
+      Failed, and Pending will cause the scoreGiven to be ignored", PendingManual waits for
+      a grader, FullyGraded needs no action; 400 for a timestamp older than the last one.
+    * Open edX (openedx/xblock-lti-consumer, lti_consumer/signals/signals.py,
+      ``publish_grade_on_score_update``): a score reaches the course grade only when
+      gradingProgress is FullyGraded *and* ``scoreGiven`` is truthy (a 0 is not
+      published), capped at ``scoreMaximum`` and not after the due date unless the block
+      accepts late grades.
+
+    Which score is final for a learner (highest or most recent attempt) is the
+    organisation's grade policy, ``learning.services.policy_score``.
+    """
+
     user_sub: str
     score_given: float
     score_maximum: float
-    completed: bool
     timestamp: datetime
     comment: str = ""
 
     def as_json(self, timestamp: datetime | None = None) -> dict[str, Any]:
-        """The score document; ``scoreGiven`` always travels with ``scoreMaximum`` (Canvas
-        answers 422 otherwise) and Moodle only records it with ``FullyGraded``."""
+        """The score document (AGS ``application/vnd.ims.lis.v1.score+json``)."""
         body: dict[str, Any] = {
             "userId": self.user_sub,
             "scoreGiven": round(float(self.score_given), 4),
             "scoreMaximum": float(self.score_maximum),
-            "activityProgress": "Completed" if self.completed else "InProgress",
-            "gradingProgress": "FullyGraded" if self.completed else "Pending",
+            "activityProgress": ACTIVITY_COMPLETED,
+            "gradingProgress": GRADING_FULLY_GRADED,
             "timestamp": iso_timestamp(timestamp or self.timestamp),
         }
         if self.comment:

@@ -1,6 +1,18 @@
 """Grades to the LMS through the outbox: ``enqueue_score`` (in the grading transaction) and
 the ``ags.score`` job handler (in the worker).
 
+Every score is final (Completed / FullyGraded, see :class:`lms_plugin.lti.ags.Score`). A
+graded quiz attempt does not carry its own score to the gradebook: the job names the learner
+and module, and the worker asks the grade policy (``learning.services.policy_score``) for the
+score *when it sends*, not when it was queued. Under concurrency that is the value that is
+right: two attempts graded in overlapping transactions each see only their own row (READ
+COMMITTED), so a score fixed at enqueue could miss the other one — a failed re-sit whose
+transaction did not yet see the pass would queue 37.5 as "highest", and as the newer job it
+would win. The worker claims a job only after its transaction committed, so at send time
+every attempt graded so far is visible, and the newest job (the one coalescing keeps) sends
+the policy's score over all of them; a retry days later sends what the policy says then
+(a completion that expired in between starts a new validity period).
+
 One coalesce key per (platform, resource link, LTI user). A resource link has exactly one
 line item of ours (the launch's, or the one found/created by resourceId), so the link stands
 for the line item even before the line item's URL is known. With that key the outbox keeps
@@ -62,14 +74,17 @@ def has_ags(link: LtiResourceLink) -> bool:
     return bool(link.lineitem_url or link.lineitems_url)
 
 
-def enqueue_score(*, link_id: int, user_id: int, score_given: float, completed: bool,
-                  event_at: datetime, score_maximum: float = 100, comment: str = "",
-                  label: str = "") -> OutboxJob | None:
-    """Queue one score for a learner on one resource link (flush, no commit).
+def enqueue_score(*, link_id: int, user_id: int, score_given: float, event_at: datetime,
+                  score_maximum: float = 100, comment: str = "", label: str = "",
+                  policy_module_id: int | None = None) -> OutboxJob | None:
+    """Queue one final score for a learner on one resource link (flush, no commit).
 
     ``None`` when the link's launch offered no AGS or the person has no identity on its
     platform (nothing to send). ``event_at`` orders scores: an older one never overwrites a
-    newer one, whatever order they are enqueued or delivered in.
+    newer one, whatever order they are enqueued or delivered in. With ``policy_module_id``
+    the worker replaces ``score_given`` and ``comment`` by the grade policy's score for this
+    learner and module at send time (see the module docstring).
+    ValidationFailed (422) for a naive ``event_at`` or a score outside 0..maximum.
     """
     if event_at.tzinfo is None:
         raise ValidationFailed("event_at must be timezone-aware", field="event_at")
@@ -90,21 +105,24 @@ def enqueue_score(*, link_id: int, user_id: int, score_given: float, completed: 
     payload: dict[str, Any] = {
         "link_id": link.id, "platform_id": platform.id, "sub": sub,
         "score_given": float(score_given), "score_maximum": float(score_maximum),
-        "completed": bool(completed), "timestamp": iso_timestamp(event_at),
+        "timestamp": iso_timestamp(event_at),
         "comment": comment, "label": label or link.title or link.module_slug or "",
     }
+    if policy_module_id is not None:
+        payload["policy"] = {"user_id": user_id, "module_id": policy_module_id}
     return enqueue(KIND, payload, organisation_id=platform.organisation_id,
                    coalesce_key=coalesce_key(platform.id, link.id, sub),
                    event_at=event_at.astimezone(UTC))
 
 
 def enqueue_module_scores(*, user_id: int, module_slug: str, score_percent: float,
-                          completed: bool, event_at: datetime,
-                          comment: str = "") -> list[OutboxJob]:
+                          event_at: datetime, comment: str = "",
+                          policy_module_id: int | None = None) -> list[OutboxJob]:
     """Queue the score on every AGS link of this module in the learner's LMS courses.
 
     The hook the learning package calls when an attempt is graded or a module completes:
-    it needs no request or session, only who, what and when.
+    it needs no request or session, only who, what and when (``policy_module_id``: see
+    :func:`enqueue_score`).
     """
     links = db.session.scalars(
         select(LtiResourceLink)
@@ -116,7 +134,8 @@ def enqueue_module_scores(*, user_id: int, module_slug: str, score_percent: floa
     for link in links:
         job = enqueue_score(link_id=link.id, user_id=user_id,
                             score_given=max(0.0, min(float(score_percent), 100.0)),
-                            completed=completed, event_at=event_at, comment=comment)
+                            event_at=event_at, comment=comment,
+                            policy_module_id=policy_module_id)
         if job is not None and job.status != SUPERSEDED:
             jobs.append(job)
     return jobs
@@ -150,9 +169,13 @@ def deliver_score(payload: dict[str, Any], ctx: JobContext) -> None:
         link = db.session.get(LtiResourceLink, link.id, with_for_update=True,
                               populate_existing=True)
     timestamp = datetime.fromisoformat(payload["timestamp"])
-    score = Score(user_sub=payload["sub"], score_given=payload["score_given"],
-                  score_maximum=payload["score_maximum"], completed=payload["completed"],
-                  timestamp=timestamp, comment=payload.get("comment") or "")
+    score_given, comment = float(payload["score_given"]), payload.get("comment") or ""
+    policy = payload.get("policy") or _legacy_policy(payload, platform, link)
+    if policy:
+        score_given, comment = _policy_score(policy, ctx.now)
+    score = Score(user_sub=payload["sub"], score_given=score_given,
+                  score_maximum=payload["score_maximum"], timestamp=timestamp,
+                  comment=comment)
     try:
         lineitem = ensure_lineitem(platform, link, payload.get("label") or "")
         try:
@@ -166,6 +189,44 @@ def deliver_score(payload: dict[str, Any], ctx: JobContext) -> None:
     except ServiceRefused as exc:
         raise PermanentFailure(f"the platform refused the score (HTTP {exc.status}): "
                                f"{exc.message}") from None
+
+
+def _legacy_policy(payload: dict[str, Any], platform: LtiPlatform,
+                   link: LtiResourceLink) -> dict[str, Any] | None:
+    """A job queued by the learning hook before the grade policy existed (its payload has
+    ``completed`` and no ``policy``; a failed attempt's said ``completed: false``, which
+    Moodle would store as an empty grade): find its learner and module so a retry sends the
+    policy's score too. Raises Superseded for a not-completed one that cannot be resolved
+    (sending it as final could lower a pass); None for a completed one that cannot be
+    resolved (its own score, a pass, is sent as before)."""
+    if "completed" not in payload:
+        return None
+    from lms_plugin.catalog.models import Module
+
+    user_id = db.session.scalar(select(LtiIdentity.user_id).where(
+        LtiIdentity.organisation_id == platform.organisation_id,
+        LtiIdentity.issuer == platform.issuer, LtiIdentity.sub == payload["sub"]).limit(1))
+    module_id = db.session.scalar(select(Module.id).where(
+        Module.organisation_id == platform.organisation_id,
+        Module.slug == link.module_slug).limit(1)) if link.module_slug else None
+    if user_id is not None and module_id is not None:
+        return {"user_id": user_id, "module_id": module_id}
+    if not payload["completed"]:
+        raise Superseded("a score queued before the grade policy whose learner or module "
+                         "no longer exists")
+    return None
+
+
+def _policy_score(policy: dict[str, Any], now: datetime) -> tuple[float, str]:
+    """The grade policy's percentage and gradebook comment for the job's learner and module,
+    read now (after every grading transaction so far committed). Superseded when the
+    learner has no graded attempt in the current validity period any more."""
+    from lms_plugin.learning import services as learning  # learning imports this module
+
+    chosen = learning.policy_score(int(policy["user_id"]), int(policy["module_id"]), now)
+    if chosen is None:
+        raise Superseded("no graded attempt in the learner's current validity period")
+    return max(0.0, min(chosen.score, 100.0)), chosen.comment
 
 
 def _after_conflict(platform: LtiPlatform, lineitem: str, score: Score, ctx: JobContext,
@@ -190,11 +251,12 @@ def _after_conflict(platform: LtiPlatform, lineitem: str, score: Score, ctx: Job
 
 
 def enqueue_attempt_score(attempt: Any, version: Any, now: datetime) -> list[OutboxJob]:
-    """The learning hook: a graded quiz attempt's score to the LMS gradebook.
+    """The learning hook: a graded quiz attempt updates the LMS gradebook.
 
-    Preview sittings send nothing. A passed attempt completes the module (Completed /
-    FullyGraded); a failed one is sent as still in progress (InProgress / Pending), so the
-    newest attempt is what the gradebook shows, like the learner's own status page.
+    Preview sittings send nothing. Every graded attempt, passed or not, is sent as final
+    (Completed / FullyGraded) with the score the organisation's grade policy picks at send
+    time (``learning.services.policy_score``): under "highest" a failed re-sit re-sends the
+    pass, so it never erases or lowers it; a failed first attempt shows its score.
     """
     if attempt.preview or attempt.score is None:
         return []
@@ -206,5 +268,5 @@ def enqueue_attempt_score(attempt: Any, version: Any, now: datetime) -> list[Out
     verdict = "passed" if attempt.passed else "not passed yet"
     return enqueue_module_scores(
         user_id=attempt.user_id, module_slug=slug, score_percent=float(attempt.score),
-        completed=bool(attempt.passed), event_at=now,
+        event_at=now, policy_module_id=version.module_id,
         comment=f"Quiz attempt {attempt.number}: {attempt.score:g}% ({verdict})")

@@ -325,26 +325,46 @@ def open_attempt(user_id: int, version_id: int, now: datetime, *,
     return attempt
 
 
-def attempts_used(user_id: int, version_id: int) -> int:
-    """Attempts that count against the limit (preview sittings never do)."""
+def _counted(user_id: int, version_id: int, counted_since: datetime | None) -> list[Any]:
+    """The conditions of an attempt that counts against the limit: this person and version,
+    not a preview, started in the counting window (``counted_since`` onwards)."""
+    conditions = [Attempt.user_id == user_id, Attempt.module_version_id == version_id,
+                  Attempt.preview.is_(False)]
+    if counted_since is not None:
+        conditions.append(Attempt.started_at >= counted_since)
+    return conditions
+
+
+def attempts_used(user_id: int, version_id: int, *,
+                  counted_since: datetime | None = None) -> int:
+    """Attempts that count against the limit (preview sittings never do).
+
+    ``counted_since`` is the start of the learner's current validity period
+    (``learning.services.validity_period_start``): attempts started before it belong to an
+    earlier period and no longer count, so a learner recertifying a year later has the full
+    limit again (issue 18 item 7). None counts every attempt on the version.
+    """
     return db.session.scalar(
-        select(func.count(Attempt.id)).where(
-            Attempt.user_id == user_id, Attempt.module_version_id == version_id,
-            Attempt.preview.is_(False))
+        select(func.count(Attempt.id)).where(*_counted(user_id, version_id, counted_since))
     ) or 0
 
 
-def attempts_left(user_id: int, version: ModuleVersion) -> int | None:
-    """None = unlimited."""
+def attempts_left(user_id: int, version: ModuleVersion, *,
+                  counted_since: datetime | None = None) -> int | None:
+    """None = unlimited; otherwise the attempts left in the counting window."""
     if version.attempt_limit is None:
         return None
-    return max(0, version.attempt_limit - attempts_used(user_id, version.id))
+    return max(0, version.attempt_limit
+               - attempts_used(user_id, version.id, counted_since=counted_since))
 
 
 def start_attempt(user_id: int, module_version_id: int, now: datetime, *,
-                  preview: bool = False, seed: int | None = None) -> Attempt:
+                  preview: bool = False, seed: int | None = None,
+                  counted_since: datetime | None = None) -> Attempt:
     """Start a quiz sitting, or resume the one still in progress (a reload, a second tab).
 
+    The attempt limit counts the attempts started since ``counted_since`` (the start of the
+    learner's validity period, see :func:`attempts_used`); Conflict (409) when it is used up.
     Two simultaneous starts collide on the unique (user, version, number) constraint; the
     caller rolls back and finds the other one's attempt with ``open_attempt``.
     """
@@ -355,7 +375,8 @@ def start_attempt(user_id: int, module_version_id: int, now: datetime, *,
     if current is not None:
         return current
     if (not preview and version.attempt_limit is not None
-            and attempts_used(user_id, version.id) >= version.attempt_limit):
+            and attempts_used(user_id, version.id, counted_since=counted_since)
+            >= version.attempt_limit):
         raise Conflict(f"You have used all {version.attempt_limit} attempts allowed for "
                            "this quiz, so a new attempt cannot be started.")
     if not version.questions:
@@ -421,8 +442,12 @@ def _normalise_responses(attempt: Attempt, responses: Mapping[Any, Any]) -> dict
 
 
 def submit_attempt(attempt_id: int, user_id: int, responses: Mapping[Any, Any],
-                   now: datetime, *, submission_key: str | None = None) -> SubmitOutcome:
+                   now: datetime, *, submission_key: str | None = None,
+                   counted_since: datetime | None = None) -> SubmitOutcome:
     """Grade the attempt once. Later calls (double click, second tab) return the first result.
+
+    ``counted_since``: the start of the validity period the attempt was started in (the same
+    window :func:`start_attempt` counted); attempts before it do not count against the limit.
 
     Refused with nothing written: another person's attempt (404), a closed or timed-out
     attempt (409), an attempt beyond the limit (409), a response naming an option, item,
@@ -445,8 +470,8 @@ def submit_attempt(attempt_id: int, user_id: int, responses: Mapping[Any, Any],
     version = db.session.get(ModuleVersion, attempt.module_version_id)
     if not attempt.preview and version.attempt_limit is not None:
         earlier = db.session.scalar(select(func.count(Attempt.id)).where(
-            Attempt.user_id == user_id, Attempt.module_version_id == version.id,
-            Attempt.preview.is_(False), Attempt.number <= attempt.number)) or 0
+            *_counted(user_id, version.id, counted_since),
+            Attempt.number <= attempt.number)) or 0
         if earlier > version.attempt_limit:
             raise Conflict(f"This attempt is beyond the limit of {version.attempt_limit} "
                            "attempts, so it was not graded.")

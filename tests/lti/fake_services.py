@@ -4,11 +4,14 @@ It runs an HTTP server on 127.0.0.1 and plays one platform registration. It veri
 tool's client-credentials assertion against the tool's published keys, checks bearer tokens
 and scopes, and answers scores like Moodle or like Canvas:
 
-* Moodle: 409 when the timestamp is not newer than the stored one at one-second
-  granularity; ``scoreGiven`` ignored unless ``FullyGraded``; 400 for a user without a
-  gradebook role.
+* Moodle (mod/lti/service/gradebookservices/.../scores.php): 400 when userId, timestamp,
+  gradingProgress or activityProgress is missing, or for a user without a gradebook role;
+  409 when the timestamp is not newer than the stored one at one-second granularity;
+  ``scoreGiven`` set to null unless ``FullyGraded`` and the null *saved*, so a Pending score
+  erases the recorded grade (:meth:`FakeLms.gradebook` shows "-" as None).
 * Canvas: 422 for ``scoreGiven`` without ``scoreMaximum``; 400 for a timestamp older than the
-  last result; 422 for a user who is not a student (an instructor previewing).
+  last result; 422 for a user who is not a student (an instructor previewing);
+  ``scoreGiven`` ignored (the previous grade kept) for NotReady, Failed and Pending.
 
 Faults are injected per request with a seeded RNG: timeouts (the answer never comes, with or
 without the request applied), connection resets, 500, 429 with Retry-After, and 401 for a
@@ -123,6 +126,15 @@ class FakeLms:
     def final(self, item_id: int, user: str) -> Accepted | None:
         accepted = self.scores.get((item_id, user))
         return accepted[-1] if accepted else None
+
+    def gradebook(self, item_id: int, user: str) -> float | None:
+        """The grade the gradebook cell shows now (None: empty, Moodle's "-")."""
+        accepted = self.final(item_id, user)
+        return accepted.score_given if accepted else None
+
+    def gradebook_history(self, item_id: int, user: str) -> list[float | None]:
+        """The cell's value after each accepted score, oldest first."""
+        return [a.score_given for a in self.scores.get((item_id, user), [])]
 
     def draw(self) -> str:
         with self.lock:
@@ -324,6 +336,9 @@ def _make_handler(lms: FakeLms) -> type[BaseHTTPRequestHandler]:
                 history = lms.scores.setdefault((item_id, user), [])
                 last = history[-1].timestamp if history else None
                 if lms.flavour == "moodle":
+                    if any(data.get(name) in (None, "") for name in (
+                            "userId", "timestamp", "gradingProgress", "activityProgress")):
+                        return self._refuse(400, "Incorrect score received")
                     if user in lms.no_gradebook:
                         return self._refuse(400, "User is not enrolled with a gradebook role")
                     if last is not None and int(stamp.timestamp()) <= int(last.timestamp()):
@@ -341,6 +356,8 @@ def _make_handler(lms: FakeLms) -> type[BaseHTTPRequestHandler]:
                     if last is not None and stamp < last:
                         return self._refuse(400, "score timestamp not valid")
                     given = data.get("scoreGiven")
+                    if data.get("gradingProgress") in ("NotReady", "Failed", "Pending"):
+                        given = history[-1].score_given if history else None  # ignored
                 history.append(Accepted(user, given, data.get("scoreMaximum"),
                                         data.get("activityProgress", ""),
                                         data.get("gradingProgress", ""), stamp,

@@ -26,13 +26,13 @@ C0 = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
 ISO_MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
 
 
-def _score(app, user_sub_link="link-1", *, user_id, score=80.0, completed=True, at=T0,
+def _score(app, user_sub_link="link-1", *, user_id, score=80.0, at=T0,
            comment="Passed the quiz"):
     with app.app_context():
         link = db.session.scalar(select(ags_jobs.LtiResourceLink).where(
             ags_jobs.LtiResourceLink.resource_link_id == user_sub_link))
         job = ags_jobs.enqueue_score(link_id=link.id, user_id=user_id, score_given=score,
-                                     completed=completed, event_at=at, comment=comment)
+                                     event_at=at, comment=comment)
         db.session.commit()
         return job.id if job is not None else None
 
@@ -150,18 +150,19 @@ def test_line_item_is_created_once_then_found_by_resource_id(app, client, launch
     assert lms.final(1, "b").score_given == 70
 
 
-def test_in_progress_score_is_pending_and_moodle_ignores_the_grade(app, client, launcher,
-                                                                    services):
+def test_a_failing_score_is_final_so_moodle_records_it(app, client, launcher, services):
+    """Moodle saves scoreGiven only with FullyGraded (null otherwise): a failing score is
+    still a final grade, so it must travel as Completed / FullyGraded (issue 9 item 2)."""
     lms = services.lms
     item = lms.add_lineitem("course-1", "m1")
     services.launch(launcher, client, sub="u", module="m1", lineitem=lms.lineitem_url(item))
-    _score(app, user_id=_user_of(app, "u"), score=40, completed=False)
+    _score(app, user_id=_user_of(app, "u"), score=40)
     _run(app)
     accepted = lms.final(item, "u")
-    assert accepted.raw["activityProgress"] == "InProgress"
-    assert accepted.raw["gradingProgress"] == "Pending"
+    assert accepted.raw["activityProgress"] == "Completed"
+    assert accepted.raw["gradingProgress"] == "FullyGraded"
     assert accepted.raw["scoreGiven"] == 40 and accepted.raw["scoreMaximum"] == 100
-    assert accepted.score_given is None  # as Moodle does without FullyGraded
+    assert lms.gradebook(item, "u") == 40
 
 
 @pytest.mark.parametrize("fault, reason", [
@@ -300,8 +301,7 @@ def test_bad_scores_are_refused_and_nothing_is_written(app, client, launcher, se
         link = services.link()
         for kwargs in ({"score_given": 101}, {"score_given": -1},
                        {"score_given": 5, "event_at": datetime(2026, 1, 1)}):
-            arguments = {"link_id": link.id, "user_id": user, "completed": True,
-                         "event_at": T0, **kwargs}
+            arguments = {"link_id": link.id, "user_id": user, "event_at": T0, **kwargs}
             with pytest.raises(ValidationFailed):
                 ags_jobs.enqueue_score(**arguments)
         db.session.rollback()
@@ -313,10 +313,9 @@ def test_links_without_ags_or_other_modules_queue_nothing(app, client, launcher,
     user = _user_of(app, "u")
     with app.app_context():
         assert ags_jobs.enqueue_module_scores(user_id=user, module_slug="m1", score_percent=80,
-                                              completed=True, event_at=T0) == []
-        assert ags_jobs.enqueue_module_scores(user_id=user, module_slug="other",
-                                              score_percent=80, completed=True,
                                               event_at=T0) == []
+        assert ags_jobs.enqueue_module_scores(user_id=user, module_slug="other",
+                                              score_percent=80, event_at=T0) == []
         db.session.commit()
         assert db.session.scalar(select(func.count()).select_from(OutboxJob)) == 0
 

@@ -83,7 +83,7 @@ def test_thousand_completions_deliver_exactly_the_newest_scores(app, client, lau
             for u, n, at, i in events[start:start + batch]:
                 ags_jobs.enqueue_score(link_id=link_ids[f"link-{n}"],
                                        user_id=user_ids[f"user-{u}"],
-                                       score_given=score_of(u, n, i), completed=True,
+                                       score_given=score_of(u, n, i),
                                        event_at=at, comment=f"attempt {i}")
             db.session.commit()
             jobs.run_due_jobs("worker-a", limit=60, now=clock)

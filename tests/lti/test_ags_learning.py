@@ -50,8 +50,8 @@ def test_a_launched_learner_passing_a_quiz_sends_the_grade(app, client, launcher
     assert "passed" in accepted.raw["comment"]
 
 
-def test_a_failed_attempt_is_in_progress_and_a_preview_sends_nothing(app, client, launcher,
-                                                                     services):
+def test_a_failed_attempt_is_final_and_a_preview_sends_nothing(app, client, launcher,
+                                                               services):
     content = build_module(app, slug="cpoe-basics")
     lms = services.lms
     item = lms.add_lineitem("course-1", "cpoe-basics")
@@ -70,5 +70,6 @@ def test_a_failed_attempt_is_in_progress_and_a_preview_sends_nothing(app, client
         db.session.remove()
     accepted = lms.scores[(item, "nurse-2")][-1]
     assert accepted.raw["scoreGiven"] == 0 and accepted.raw["scoreMaximum"] == 100
-    assert accepted.raw["activityProgress"] == "InProgress"
-    assert accepted.raw["gradingProgress"] == "Pending"
+    assert accepted.raw["activityProgress"] == "Completed"
+    assert accepted.raw["gradingProgress"] == "FullyGraded"
+    assert lms.gradebook(item, "nurse-2") == 0
