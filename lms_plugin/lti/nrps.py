@@ -35,7 +35,7 @@ from lms_plugin.jobs.services import (
     enqueue,
     job_handler,
 )
-from lms_plugin.lti.launch import map_roles
+from lms_plugin.lti.launch import lti_rights
 from lms_plugin.lti.models import LtiContext, LtiIdentity, LtiMembership, LtiPlatform
 from lms_plugin.lti.service_client import (
     ServiceRefused,
@@ -111,8 +111,11 @@ def _person(platform: LtiPlatform, member: Mapping[str, Any], now: datetime, *,
                                issuer=platform.issuer, sub=sub, user_id=user.id,
                                platform_id=platform.id, created_at=now))
     roles = [r for r in member.get("roles") or [] if isinstance(r, str)]
-    for role in sorted(map_roles(roles, platform.role_mapping)):
-        grant_role(user, role, platform.organisation_id)
+    # Organisation-wide only what lti_rights says (learner, unless the registration grants
+    # org roles); course rights come from the enrolment's roles (lti.course_scope).
+    rights = lti_rights(roles, platform.role_mapping, platform.grant_org_roles)
+    for role in sorted(rights.organisation):
+        grant_role(user, role, platform.organisation_id, source="lti")
     return user, True
 
 

@@ -77,8 +77,12 @@ def register_platform(
     token_audience: str | None = None,
     role_mapping: dict[str, Any] | None = None,
     enabled: bool = True,
+    grant_org_roles: bool = False,
 ) -> LtiPlatform:
     """Register a platform (unique by issuer + client_id) in one organisation.
+
+    ``grant_org_roles``: the roles its launches carry become organisation-wide grants (an
+    Instructor an author of every course); off by default, rights stay in their course.
 
     Give the organisation by id or by name (created when new). A registration needs a way to
     verify id_tokens: a key set URL (normal) or a static public key.
@@ -122,6 +126,7 @@ def register_platform(
         auth_token_url=auth_token_url, key_set_url=key_set_url,
         public_key_pem=public_key_pem, token_audience=token_audience,
         enabled=enabled, role_mapping=role_mapping or {},
+        grant_org_roles=bool(grant_org_roles),
     )
     platform.deployments = [LtiDeployment(deployment_id=d) for d in deployments]
     db.session.add(platform)

@@ -90,6 +90,7 @@ def platform_snapshot(platform: LtiPlatform) -> dict[str, t.Any]:
     what the launch's lookup reads)."""
     snapshot = {c: getattr(platform, c) for c in launch.PLATFORM_COLUMNS}
     snapshot["role_mapping"] = dict(platform.role_mapping or {})
+    snapshot["grant_org_roles"] = bool(platform.grant_org_roles)
     return snapshot
 
 
@@ -166,7 +167,7 @@ def registration_from_snapshot(row: dict[str, t.Any]) -> LtiRegistration:
     reg.public_key_pem = row["public_key_pem"]
     reg.enabled = row["enabled"]  # type: ignore[attr-defined]
     reg.ref = launch.PlatformRef(row["id"], row["organisation_id"], row["issuer"],
-                                 reg.role_mapping)
+                                 reg.role_mapping, bool(row.get("grant_org_roles")))
     return reg
 
 

@@ -214,7 +214,8 @@ def launch():
         message_type = claims.get(CLAIM + "message_type")
         deep_link = None
         if message_type == "LtiDeepLinkingRequest":  # 403 for learners, nothing written
-            deep_link = deep_linking.start_request(validator.registration.platform_id, claims)
+            deep_link = deep_linking.start_request(validator.registration.platform_id, claims,
+                                                   validator.registration.role_mapping)
         elif message_type != "LtiResourceLinkRequest":
             return _refuse(400, f"message type {message_type} is not supported", "launch")
         outcome = launch_service.complete_launch(validator.registration.ref, claims,
