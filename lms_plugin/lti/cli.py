@@ -128,6 +128,21 @@ def _set_enabled(platform_id: int, enabled: bool) -> None:
     click.echo(f"Platform {platform.id} ({platform.name}) {'enabled' if enabled else 'disabled'}.")
 
 
+@platform_cli.command("org-roles")
+@click.argument("platform_id", type=int)
+@click.argument("setting", type=click.Choice(["on", "off"]))
+def platform_org_roles(platform_id: int, setting: str) -> None:
+    """Whether this platform's LTI roles grant organisation-wide roles (default off)."""
+    try:
+        platform = services.set_grant_org_roles(platform_id, setting == "on")
+    except DomainError as exc:
+        raise _fail(exc) from None
+    db.session.commit()
+    effect = ("grant organisation-wide roles" if platform.grant_org_roles
+              else "stay in their course")
+    click.echo(f"Platform {platform.id} ({platform.name}): LTI roles {effect}.")
+
+
 @platform_cli.command("disable")
 @click.argument("platform_id", type=int)
 def platform_disable(platform_id: int) -> None:

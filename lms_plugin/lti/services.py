@@ -162,3 +162,17 @@ def set_enabled(platform_id: int, enabled: bool) -> LtiPlatform:
                  organisation_id=platform.organisation_id,
                  target=("lti_platform", platform.id))
     return platform
+
+
+def set_grant_org_roles(platform_id: int, grant: bool) -> LtiPlatform:
+    """Turn the registration's ``grant_org_roles`` on or off (audited). On: the roles its
+    launches carry become organisation-wide grants (an Instructor authors every course);
+    off (the default): rights stay in their course, and each person's next launch removes
+    the organisation-wide roles an earlier launch gave. Raises NotFound."""
+    platform = get_platform(platform_id)
+    platform.grant_org_roles = grant
+    db.session.flush()
+    record_audit("lti.platform.grant_org_roles", actor=None,
+                 organisation_id=platform.organisation_id,
+                 target=("lti_platform", platform.id), details={"grant_org_roles": grant})
+    return platform

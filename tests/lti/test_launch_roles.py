@@ -216,3 +216,23 @@ def test_roster_sync_grants_no_organisation_roles(app, client, launcher, service
         db.session.commit()
         db.session.remove()
     assert _grants(app, "teacher-2") == {"learner": "lti"}
+
+
+def test_cli_turns_the_registration_setting_on_and_off(app, client, moodle, launcher):
+    from lms_plugin.lti.models import LtiPlatform
+
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["platform", "org-roles", str(moodle.platform_id), "on"])
+    assert result.exit_code == 0, result.output
+    assert "grant organisation-wide roles" in result.output
+    assert launcher.launch(client, moodle, roles=INSTRUCTOR).status_code == 302
+    assert _grants(app, "user-1") == {"author": "lti", "learner": "lti"}
+    result = runner.invoke(args=["platform", "org-roles", str(moodle.platform_id), "off"])
+    assert result.exit_code == 0 and "stay in their course" in result.output
+    # The next launch (same roles) removes what the setting had given.
+    assert launcher.launch(client, moodle, roles=INSTRUCTOR).status_code == 302
+    assert _grants(app, "user-1") == {"learner": "lti"}
+    with app.app_context():
+        assert db.session.get(LtiPlatform, moodle.platform_id).grant_org_roles is False
+    bad = runner.invoke(args=["platform", "org-roles", "999999", "on"])
+    assert bad.exit_code != 0
