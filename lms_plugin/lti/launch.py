@@ -219,6 +219,7 @@ class LaunchPlan:
     default_name: str  # for a person the claims give no name
     roles: tuple[str, ...]  # organisation-wide tool roles from LTI, sorted (lti_rights)
     lti_roles: list[str]  # as sent, kept on the enrolment (course rights come from these)
+    course_rights: tuple[str, ...]  # what lti_roles give in this course (for display only)
     context_key: str | None
     context: dict[str, t.Any]
     link_id: str | None
@@ -271,6 +272,7 @@ def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any],
         if isinstance(nrps, Mapping) and nrps.get("context_memberships_url"):
             context["memberships_url"] = str(nrps["context_memberships_url"])[:1000]
 
+    rights = lti_rights(roles, role_mapping, grant_org_roles)
     module_slug = module_slug_from(custom, claims.get(CLAIM + "target_link_uri"))
     link_claim = claims.get(CLAIM + "resource_link")
     link: dict[str, t.Any] = {}
@@ -291,8 +293,8 @@ def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any],
     return LaunchPlan(
         sub=str(claims["sub"]), profile=profile,
         default_name=f"LMS user {claims['sub']}"[:200],
-        roles=tuple(sorted(lti_rights(roles, role_mapping, grant_org_roles).organisation)),
-        lti_roles=roles,
+        roles=tuple(sorted(rights.organisation)), lti_roles=roles,
+        course_rights=tuple(sorted(rights.course)) if context_key is not None else (),
         context_key=context_key, context=context, link_id=link_id, link=link,
         module_slug=module_slug,
         deployment_id=str(claims.get(CLAIM + "deployment_id")),
@@ -346,6 +348,9 @@ class LaunchOutcome:
     message_type: str
     #: What ``login_user`` gets: the ORM row, or a :class:`SignedInUser` on the fast path.
     user: User | SignedInUser | None = None
+    #: Rights in the launch's course, for the page navigation only: authorisation reads
+    #: them from the enrolment at every request (``lti.course_scope``).
+    course_rights: tuple[str, ...] = ()
 
     def session_data(self) -> dict[str, t.Any]:
         """The plain dict put in ``flask.session["lti"]`` for the rest of the app."""
@@ -356,6 +361,7 @@ class LaunchOutcome:
             "resource_link_pk": self.resource_link_pk,
             "module_slug": self.module_slug,
             "message_type": self.message_type,
+            "course_rights": list(self.course_rights),
         }
 
     @property
@@ -611,6 +617,7 @@ def _fast_launch(platform: PlatformRef, plan: LaunchPlan, found: LaunchLookup,
         else plan.module_slug,
         message_type=plan.message_type,
         user=SignedInUser(user["id"], user["session_token"], user["active"]),
+        course_rights=plan.course_rights,
     )
 
 
@@ -684,5 +691,5 @@ def _orm_launch(platform: PlatformRef, plan: LaunchPlan, now: datetime) -> Launc
         context_pk=context.id if context is not None else None,
         resource_link_pk=link.id if link is not None else None,
         module_slug=link.module_slug if link is not None else plan.module_slug,
-        message_type=plan.message_type, user=user,
+        message_type=plan.message_type, user=user, course_rights=plan.course_rights,
     )

@@ -236,3 +236,11 @@ def test_cli_turns_the_registration_setting_on_and_off(app, client, moodle, laun
         assert db.session.get(LtiPlatform, moodle.platform_id).grant_org_roles is False
     bad = runner.invoke(args=["platform", "org-roles", "999999", "on"])
     assert bad.exit_code != 0
+
+
+def test_courses_link_shown_to_the_course_author_only(app, client, moodle, launcher):
+    assert launcher.launch(client, moodle, roles=INSTRUCTOR).status_code == 302
+    assert 'href="/lti/courses"' in client.get("/home").get_data(as_text=True)
+    learner = app.test_client()
+    assert launcher.launch(learner, moodle, roles=LEARNER, sub="l-1").status_code == 302
+    assert 'href="/lti/courses"' not in learner.get("/home").get_data(as_text=True)
