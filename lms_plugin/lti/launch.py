@@ -241,6 +241,9 @@ def claim_keys(claims: Mapping[str, t.Any]) -> tuple[str | None, str | None]:
 
 def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any],
                 grant_org_roles: bool = False) -> LaunchPlan:
+    """What the validated id_token asks for. ``claims`` is the body as :mod:`lti.claims`
+    checked and normalised it (types and sizes); the cuts below only fit joined text
+    (a name from given and family name) to its column."""
     custom = claims.get(CLAIM + "custom") or {}
     if not isinstance(custom, Mapping):
         custom = {}
@@ -254,8 +257,8 @@ def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any],
     if name:
         profile["name"] = name[:200]
     email = _substituted(claims.get("email"))
-    if email and "@" in email:
-        profile["email"] = email.lower()[:320]
+    if email and "@" in email:  # lti.claims refused an address longer than the column
+        profile["email"] = email.lower()
     for field in ("job_role", "department", "facility"):
         value = _substituted(custom.get(field))
         if value:
