@@ -97,6 +97,11 @@ def register_blueprints(app: Flask) -> None:
     ):
         app.register_blueprint(blueprint)
 
+    from lms_plugin.authz import COURSE_ROLES_PROVIDER
+    from lms_plugin.lti.course_scope import current_course_roles
+
+    app.extensions[COURSE_ROLES_PROVIDER] = current_course_roles
+
 
 def register_commands(app: Flask) -> None:
     from lms_plugin.accounts.cli import org_cli, users_cli

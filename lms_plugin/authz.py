@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, abort
+from flask import Flask, abort, current_app
 from flask_login import current_user
 
 from lms_plugin.extensions import login_manager
@@ -18,14 +18,28 @@ from lms_plugin.extensions import login_manager
 PUBLIC = "public"
 AUTHENTICATED = "authenticated"
 ROLES = ("learner", "author", "officer", "admin")
-_VALID = {PUBLIC, AUTHENTICATED, *ROLES}
+#: The author of the course (LTI context) the session was launched from: rights an LTI
+#: launch gives are scoped to their course (issue 10 item 5). The views holding this
+#: policy must themselves keep to that course (``lti.course_scope``).
+COURSE_AUTHOR = "course_author"
+_VALID = {PUBLIC, AUTHENTICATED, COURSE_AUTHOR, *ROLES}
+#: Where the course-scoped roles of the current request come from: a function registered
+#: by the LTI package at app creation (this module knows nothing of LTI).
+COURSE_ROLES_PROVIDER = "lms_course_roles"
+
+
+def course_roles() -> frozenset[str]:
+    """The signed-in person's roles in the session's course (empty without a provider)."""
+    provider = current_app.extensions.get(COURSE_ROLES_PROVIDER)
+    return provider() if provider is not None else frozenset()
 
 
 def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Allow the view to ``PUBLIC``, any ``AUTHENTICATED`` user, or holders of these roles.
 
-    Roles are those granted in the user's own organisation. Object-level isolation (a record
-    of another organisation) is the service's job: it answers 404 for foreign ids.
+    Roles are those granted in the user's own organisation; ``COURSE_AUTHOR`` also admits
+    the author of the session's course. Object-level isolation (a record of another
+    organisation, another course) is the service's job: it answers 403/404 for those.
     """
     unknown = set(roles) - _VALID
     if not roles or unknown:
@@ -38,7 +52,8 @@ def allow(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             if PUBLIC not in policy:
                 if not current_user.is_authenticated:
                     return login_manager.unauthorized()
-                if AUTHENTICATED not in policy and not (current_user.role_names & policy):
+                if (AUTHENTICATED not in policy and not (current_user.role_names & policy)
+                        and not (COURSE_AUTHOR in policy and "author" in course_roles())):
                     abort(403)
             return view(*args, **kwargs)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from lms_plugin.authz import AUTHENTICATED, PUBLIC, policy_of
+from lms_plugin.authz import AUTHENTICATED, COURSE_AUTHOR, PUBLIC, policy_of
 from tests.catalog.helpers import sample_asset
 from tests.conftest import csrf_token, login
 from tests.jobs.helpers import make_job
@@ -48,12 +48,13 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "lti.login": (ANY, False),
     "lti.launch": (ANY, False),
     "lti.jwks": (ANY, False),
-    # Deep-linking picker: instructors/content developers after a deep-linking launch.
-    "lti_deep_link.picker": (frozenset({"author"}), False),
-    "lti_deep_link.respond": (frozenset({"author"}), False),
-    # LMS courses and the roster (NRPS) sync button.
-    "lti_roster.courses": (frozenset({"author", "admin"}), False),
-    "lti_roster.sync": (frozenset({"author", "admin"}), True),
+    # Deep-linking picker: instructors/content developers after a deep-linking launch
+    # (COURSE_AUTHOR: the author of the launch's course; tests/lti/test_launch_roles.py).
+    "lti_deep_link.picker": (frozenset({"author", COURSE_AUTHOR}), False),
+    "lti_deep_link.respond": (frozenset({"author", COURSE_AUTHOR}), False),
+    # LMS courses and the roster (NRPS) sync button (course authors: their course only).
+    "lti_roster.courses": (frozenset({"author", "admin", COURSE_AUTHOR}), False),
+    "lti_roster.sync": (frozenset({"author", "admin", COURSE_AUTHOR}), True),
 }
 
 PERSONAS = ("anonymous", "learner", "author", "officer", "admin", "other_admin")

@@ -109,19 +109,29 @@ class User(UserMixin, db.Model):
         return role in self.role_names
 
 
+#: Where a grant came from: ``local`` (an admin, the CLI) or ``lti`` (derived from a
+#: launch's roles; the next launch refreshes it, adding and removing).
+GRANT_SOURCES = ("local", "lti")
+
+
 class RoleGrant(db.Model):
-    """A role a person holds in one organisation (several per person are normal)."""
+    """A role a person holds in one organisation (several per person are normal).
+
+    Organisation-wide. Rights an LTI launch gives in one course are not grants: they are
+    read from the course enrolment at every request (``lti.course_scope``)."""
 
     __tablename__ = "role_grant"
     __table_args__ = (
         UniqueConstraint("user_id", "organisation_id", "role"),
         CheckConstraint("role IN ('learner', 'author', 'officer', 'admin')", name="role_known"),
+        CheckConstraint("source IN ('local', 'lti')", name="source_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
     role: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(10), default="local", server_default="local")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="grants")

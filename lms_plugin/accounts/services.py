@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 
 from lms_plugin.accounts.models import (
     GRADE_POLICIES,
+    GRANT_SOURCES,
     AuditEvent,
     LocalCredential,
     Organisation,
@@ -121,15 +123,41 @@ def normalise_email(email: str) -> str:
     return email
 
 
-
-def grant_role(user: User, role: str, organisation_id: int | None = None) -> None:
+def grant_role(user: User, role: str, organisation_id: int | None = None,
+               source: str = "local") -> None:
+    """Give ``user`` the organisation-wide ``role`` (kept when already held). ``source``:
+    ``local`` (an admin's or the CLI's grant) or ``lti`` (see :func:`sync_lti_grants`).
+    Raises ValidationFailed for an unknown role or source."""
     if role not in ROLES:
         raise ValidationFailed(f"unknown role {role!r}; use one of {', '.join(ROLES)}",
                                field="role")
+    if source not in GRANT_SOURCES:
+        raise ValidationFailed(f"unknown grant source {source!r}", field="source")
     org_id = organisation_id or user.organisation_id
     if not any(g.role == role and g.organisation_id == org_id for g in user.grants):
-        user.grants.append(RoleGrant(role=role, organisation_id=org_id))
+        user.grants.append(RoleGrant(role=role, organisation_id=org_id, source=source))
         db.session.flush()
+
+
+def sync_lti_grants(user: User, organisation_id: int, roles: Iterable[str]) -> bool:
+    """Make the user's launch-derived grants (source ``lti``) in this organisation exactly
+    ``roles``: missing ones added, others removed; local grants (an admin's) are kept and
+    never duplicated. Every launch calls this, so a role the LMS no longer sends is gone at
+    the next launch (issue 10 item 5). True when something changed; flushes."""
+    wanted = set(roles)
+    changed = False
+    for grant in list(user.grants):
+        if (grant.organisation_id == organisation_id and grant.source == "lti"
+                and grant.role not in wanted):
+            user.grants.remove(grant)
+            changed = True
+    held = {g.role for g in user.grants if g.organisation_id == organisation_id}
+    for role in sorted(wanted - held):
+        grant_role(user, role, organisation_id, source="lti")
+        changed = True
+    if changed:
+        db.session.flush()
+    return changed
 
 
 def create_local_user(organisation: Organisation, email: str, name: str, password: str,

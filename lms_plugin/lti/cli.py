@@ -48,6 +48,8 @@ def _echo_platform(platform) -> None:
     click.echo(f"  deployment ids:  {', '.join(platform.deployment_ids) or '(none)'}")
     if platform.role_mapping:
         click.echo(f"  role mapping:    {json.dumps(platform.role_mapping)}")
+    if platform.grant_org_roles:
+        click.echo("  LTI roles grant organisation-wide roles (--grant-org-roles)")
 
 
 @platform_cli.command("add")
@@ -65,9 +67,12 @@ def _echo_platform(platform) -> None:
 @click.option("--token-audience", help="aud for service tokens if not the token URL.")
 @click.option("--role-mapping", help='JSON object overriding role mapping, e.g. '
               '\'{"Mentor": ["learner"]}\'.')
+@click.option("--grant-org-roles", is_flag=True,
+              help="Let this platform's launches grant organisation-wide roles (an "
+              "Instructor becomes an author of every course). Off: rights stay in the course.")
 def platform_add(issuer, client_id, auth_login_url, auth_token_url, key_set_url,
                  public_key_file, deployment_ids, name, organisation, token_audience,
-                 role_mapping) -> None:
+                 role_mapping, grant_org_roles) -> None:
     """Register a platform and print the tool URLs to paste into the LMS."""
     mapping = None
     if role_mapping:
@@ -82,6 +87,7 @@ def platform_add(issuer, client_id, auth_login_url, auth_token_url, key_set_url,
             public_key_pem=public_key_file.read() if public_key_file else None,
             deployment_ids=deployment_ids, name=name, organisation_name=organisation,
             token_audience=token_audience, role_mapping=mapping,
+            grant_org_roles=grant_org_roles,
         )
     except DomainError as exc:
         raise _fail(exc) from None
@@ -123,6 +129,21 @@ def _set_enabled(platform_id: int, enabled: bool) -> None:
         raise _fail(exc) from None
     db.session.commit()
     click.echo(f"Platform {platform.id} ({platform.name}) {'enabled' if enabled else 'disabled'}.")
+
+
+@platform_cli.command("org-roles")
+@click.argument("platform_id", type=int)
+@click.argument("setting", type=click.Choice(["on", "off"]))
+def platform_org_roles(platform_id: int, setting: str) -> None:
+    """Whether this platform's LTI roles grant organisation-wide roles (default off)."""
+    try:
+        platform = services.set_grant_org_roles(platform_id, setting == "on")
+    except DomainError as exc:
+        raise _fail(exc) from None
+    db.session.commit()
+    effect = ("grant organisation-wide roles" if platform.grant_org_roles
+              else "stay in their course")
+    click.echo(f"Platform {platform.id} ({platform.name}): LTI roles {effect}.")
 
 
 @platform_cli.command("disable")

@@ -28,29 +28,33 @@ from lms_plugin.errors import ValidationFailed
 from lms_plugin.extensions import db
 from lms_plugin.lti.ags import SCORE_MAXIMUM, TAG
 from lms_plugin.lti.keys import current_signing_key
-from lms_plugin.lti.launch import AGS_CLAIM, CLAIM, parse_role
+from lms_plugin.lti.launch import AGS_CLAIM, CLAIM, course_rights
 from lms_plugin.lti.models import LtiPlatform
 from lms_plugin.lti.tool import LaunchRejected
 
 DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 SETTINGS_CLAIM = DL_CLAIM + "deep_linking_settings"
 RESOURCE_LINK = "ltiResourceLink"
-#: LTI roles (short names) allowed to place content in a course.
-PLACING_ROLES = frozenset({"Instructor", "ContentDeveloper", "Administrator", "Faculty"})
 RESPONSE_LIFETIME = 600
 
 
-def may_place_content(roles: Iterable[Any]) -> bool:
-    return any(isinstance(r, str) and parse_role(r).name in PLACING_ROLES for r in roles)
+def may_place_content(roles: Iterable[Any], role_mapping: Mapping[str, Any] | None = None
+                      ) -> bool:
+    """Whether these LTI roles make the person an author of the course they came from
+    (the one mapping, :func:`lti_rights`: Instructor, ContentDeveloper, Faculty, a course
+    Administrator; never a TeachingAssistant or Mentor)."""
+    return "author" in course_rights(roles, role_mapping)
 
 
-def start_request(platform_id: int, claims: Mapping[str, Any]) -> dict[str, Any]:
+def start_request(platform_id: int, claims: Mapping[str, Any],
+                  role_mapping: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Check a validated deep-linking launch; the request to keep until the response.
 
-    Raises :class:`LaunchRejected`: 403 for a learner, 400 when the platform accepts no
-    resource links or gave no return URL. Writes nothing.
+    ``role_mapping``: the registration's overrides. Raises :class:`LaunchRejected`: 403
+    for anyone not an author of the course, 400 when the platform accepts no resource links
+    or gave no return URL. Writes nothing.
     """
-    if not may_place_content(claims.get(CLAIM + "roles") or []):
+    if not may_place_content(claims.get(CLAIM + "roles") or [], role_mapping):
         raise LaunchRejected("only instructors and content developers can add training "
                              "modules to a course", 403)
     settings = claims.get(SETTINGS_CLAIM)

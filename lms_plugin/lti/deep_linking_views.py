@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request, session
 from flask_login import current_user
 
-from lms_plugin.authz import allow
+from lms_plugin.authz import COURSE_AUTHOR, allow
 from lms_plugin.catalog import services as catalog
 from lms_plugin.errors import error_response
 from lms_plugin.extensions import db
@@ -36,7 +36,7 @@ def _no_request():
 
 
 @bp.route("/deep-link", methods=["GET"])
-@allow("author")
+@allow("author", COURSE_AUTHOR)
 def picker():
     pending = _pending()
     if pending is None:
@@ -58,7 +58,7 @@ def picker():
 
 
 @bp.route("/deep-link", methods=["POST"])
-@allow("author")
+@allow("author", COURSE_AUTHOR)
 def respond():
     pending = _pending()
     if pending is None:

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import joinedload
 
 from lms_plugin.accounts.models import RoleGrant, SignedInUser, User
-from lms_plugin.accounts.services import grant_role
+from lms_plugin.accounts.services import sync_lti_grants
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 from lms_plugin.lti.models import (
@@ -47,18 +47,27 @@ _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 #: Default LTI role (short name) → tool roles. ``Administrator`` depends on its scope: an
 #: institution or system administrator (or a bare ``Administrator``) is an officer; a course
-#: (membership) administrator manages content like an instructor.
+#: (membership) administrator manages content like an instructor. A TeachingAssistant and a
+#: Mentor (Canvas observers, parents) are learners: neither writes content or places it in
+#: a course, and an observer sees nothing of a mentee here (LTI 1.3 core §A.2.3 roles;
+#: issue 10 item 5). Only :func:`lti_rights` decides what these become, and where.
 DEFAULT_ROLE_MAP: dict[str, tuple[str, ...]] = {
     "Learner": ("learner",),
     "Student": ("learner",),
     "Instructor": ("author", "learner"),
     "Faculty": ("author", "learner"),
     "ContentDeveloper": ("author", "learner"),
-    "TeachingAssistant": ("author", "learner"),
-    "Mentor": ("author", "learner"),
+    "TeachingAssistant": ("learner",),
+    "Mentor": ("learner",),
     "Administrator": ("officer",),
     "SysAdmin": ("officer",),
 }
+
+#: Tool roles an LTI role can give within its own course (context): ``author`` there means
+#: placing modules in that course (deep linking) and seeing and syncing its roster.
+COURSE_ROLES = frozenset({"author"})
+#: What everyone who launches holds organisation-wide: they can take their training.
+BASE_ORG_ROLES = frozenset({"learner"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,37 @@ def map_roles(roles: Iterable[str], overrides: Mapping[str, t.Any] | None = None
     if not granted:
         granted.add("learner")
     return granted
+
+
+@dataclass(frozen=True)
+class LtiRights:
+    """What a person's LTI roles give: ``organisation`` roles (role grants, every course)
+    and ``course`` rights (only in the course whose launch or roster sent the roles)."""
+
+    organisation: frozenset[str]
+    course: frozenset[str]
+
+
+def lti_rights(roles: Iterable[t.Any], role_mapping: Mapping[str, t.Any] | None = None,
+               grant_org_roles: bool = False) -> LtiRights:
+    """THE mapping from LTI roles to tool rights, for launches and roster syncs alike.
+
+    ``roles``: role URIs/names as the platform sent them (non-strings ignored);
+    ``role_mapping``: the registration's overrides (:func:`map_roles`); ``grant_org_roles``:
+    the registration's setting. Organisation-wide, everyone is a learner; the mapped roles
+    become organisation-wide grants only with ``grant_org_roles``. Within the course the
+    mapped ``author`` stays a course right. Officer and admin are never course rights: they
+    come from a local grant or from ``grant_org_roles``.
+    """
+    mapped = map_roles(roles, role_mapping)
+    organisation = BASE_ORG_ROLES | (mapped if grant_org_roles else frozenset())
+    return LtiRights(frozenset(organisation), frozenset(mapped & COURSE_ROLES))
+
+
+def course_rights(roles: Iterable[t.Any], role_mapping: Mapping[str, t.Any] | None = None
+                  ) -> frozenset[str]:
+    """Rights these LTI roles (an enrolment's, as sent) give in their course."""
+    return lti_rights(roles, role_mapping).course
 
 
 def _substituted(value: t.Any) -> str | None:
@@ -166,6 +206,7 @@ class PlatformRef:
     organisation_id: int
     issuer: str
     role_mapping: Mapping[str, t.Any]
+    grant_org_roles: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,8 +217,9 @@ class LaunchPlan:
     sub: str
     profile: dict[str, str]  # user columns the claims set
     default_name: str  # for a person the claims give no name
-    roles: tuple[str, ...]  # tool roles, sorted
-    lti_roles: list[str]  # as sent, kept on the enrolment
+    roles: tuple[str, ...]  # organisation-wide tool roles from LTI, sorted (lti_rights)
+    lti_roles: list[str]  # as sent, kept on the enrolment (course rights come from these)
+    course_rights: tuple[str, ...]  # what lti_roles give in this course (for display only)
     context_key: str | None
     context: dict[str, t.Any]
     link_id: str | None
@@ -197,7 +239,11 @@ def claim_keys(claims: Mapping[str, t.Any]) -> tuple[str | None, str | None]:
     return keys[0], keys[1]
 
 
-def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any]) -> LaunchPlan:
+def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any],
+                grant_org_roles: bool = False) -> LaunchPlan:
+    """What the validated id_token asks for. ``claims`` is the body as :mod:`lti.claims`
+    checked and normalised it (types and sizes); the cuts below only fit joined text
+    (a name from given and family name) to its column."""
     custom = claims.get(CLAIM + "custom") or {}
     if not isinstance(custom, Mapping):
         custom = {}
@@ -211,8 +257,8 @@ def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any]) 
     if name:
         profile["name"] = name[:200]
     email = _substituted(claims.get("email"))
-    if email and "@" in email:
-        profile["email"] = email.lower()[:320]
+    if email and "@" in email:  # lti.claims refused an address longer than the column
+        profile["email"] = email.lower()
     for field in ("job_role", "department", "facility"):
         value = _substituted(custom.get(field))
         if value:
@@ -229,6 +275,7 @@ def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any]) 
         if isinstance(nrps, Mapping) and nrps.get("context_memberships_url"):
             context["memberships_url"] = str(nrps["context_memberships_url"])[:1000]
 
+    rights = lti_rights(roles, role_mapping, grant_org_roles)
     module_slug = module_slug_from(custom, claims.get(CLAIM + "target_link_uri"))
     link_claim = claims.get(CLAIM + "resource_link")
     link: dict[str, t.Any] = {}
@@ -249,7 +296,8 @@ def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any]) 
     return LaunchPlan(
         sub=str(claims["sub"]), profile=profile,
         default_name=f"LMS user {claims['sub']}"[:200],
-        roles=tuple(sorted(map_roles(roles, role_mapping))), lti_roles=roles,
+        roles=tuple(sorted(rights.organisation)), lti_roles=roles,
+        course_rights=tuple(sorted(rights.course)) if context_key is not None else (),
         context_key=context_key, context=context, link_id=link_id, link=link,
         module_slug=module_slug,
         deployment_id=str(claims.get(CLAIM + "deployment_id")),
@@ -303,6 +351,9 @@ class LaunchOutcome:
     message_type: str
     #: What ``login_user`` gets: the ORM row, or a :class:`SignedInUser` on the fast path.
     user: User | SignedInUser | None = None
+    #: Rights in the launch's course, for the page navigation only: authorisation reads
+    #: them from the enrolment at every request (``lti.course_scope``).
+    course_rights: tuple[str, ...] = ()
 
     def session_data(self) -> dict[str, t.Any]:
         """The plain dict put in ``flask.session["lti"]`` for the rest of the app."""
@@ -313,6 +364,7 @@ class LaunchOutcome:
             "resource_link_pk": self.resource_link_pk,
             "module_slug": self.module_slug,
             "message_type": self.message_type,
+            "course_rights": list(self.course_rights),
         }
 
     @property
@@ -325,7 +377,7 @@ class LaunchOutcome:
 #: Registration columns a launch needs (also what the login cache keeps).
 PLATFORM_COLUMNS = ("id", "organisation_id", "issuer", "client_id", "auth_login_url",
                     "auth_token_url", "key_set_url", "public_key_pem", "token_audience",
-                    "enabled", "role_mapping")
+                    "enabled", "role_mapping", "grant_org_roles")
 _USER_COLUMNS = ("id", "name", "email", "job_role", "department", "facility", "active",
                  "session_token", "last_login_at")
 _CONTEXT_COLUMNS = ("id", "title", "label", "memberships_url")
@@ -344,7 +396,8 @@ class LaunchLookup:
     deployment_known: bool
     identity: dict[str, t.Any] | None
     user: dict[str, t.Any] | None
-    grants: frozenset[str]
+    grants: frozenset[str]  # every role the person holds in the organisation
+    lti_grants: frozenset[str]  # those of them derived from launches (source "lti")
     context: dict[str, t.Any] | None
     membership: dict[str, t.Any] | None
     link: dict[str, t.Any] | None
@@ -362,7 +415,8 @@ def _lookup_query() -> t.Any:
     c, m, lk = LtiContext.__table__, LtiMembership.__table__, LtiResourceLink.__table__
     columns = [p.c[n].label("p_" + n) for n in PLATFORM_COLUMNS]
     columns += [d.c.id.label("d_id"), i.c.id.label("i_id"),
-                i.c.last_launch_at.label("i_last_launch_at"), g.c.role.label("g_role")]
+                i.c.last_launch_at.label("i_last_launch_at"), g.c.role.label("g_role"),
+                g.c.source.label("g_source")]
     columns += [u.c[n].label("u_" + n) for n in _USER_COLUMNS]
     columns += [c.c[n].label("c_" + n) for n in _CONTEXT_COLUMNS]
     columns += [m.c[n].label("m_" + n) for n in _MEMBERSHIP_COLUMNS]
@@ -440,6 +494,8 @@ def lookup(iss: str, client_id: str, deployment_id: str | None, sub: str | None,
         identity=identity,
         user=_part(row, "u_", _USER_COLUMNS) if identity else None,
         grants=frozenset(r["g_role"] for r in rows if r["g_role"] is not None),
+        lti_grants=frozenset(r["g_role"] for r in rows
+                             if r["g_role"] is not None and r["g_source"] == "lti"),
         context=_part(row, "c_", _CONTEXT_COLUMNS),
         membership=_part(row, "m_", _MEMBERSHIP_COLUMNS),
         link=_part(row, "l_", _LINK_COLUMNS),
@@ -529,10 +585,10 @@ def _fast_launch(platform: PlatformRef, plan: LaunchPlan, found: LaunchLookup,
                  now: datetime) -> LaunchOutcome | None:
     """A returning learner whose rows all exist: write only changed columns (by primary key,
     no ORM objects), or nothing at all. None when something must be created (a first
-    launch, a new course, link or role): the ORM path below does that."""
+    launch, a new course, link or role, or a role to remove): the ORM path below does that."""
     if (found.sub != plan.sub or found.identity is None or found.user is None
             or found.context_key != plan.context_key or found.link_id != plan.link_id
-            or not set(plan.roles) <= found.grants):
+            or found.lti_grants != set(plan.roles) - (found.grants - found.lti_grants)):
         return None
     has_context = plan.context_key is not None
     if has_context and (found.context is None or found.membership is None
@@ -564,6 +620,7 @@ def _fast_launch(platform: PlatformRef, plan: LaunchPlan, found: LaunchLookup,
         else plan.module_slug,
         message_type=plan.message_type,
         user=SignedInUser(user["id"], user["session_token"], user["active"]),
+        course_rights=plan.course_rights,
     )
 
 
@@ -574,7 +631,7 @@ def complete_launch(platform: PlatformRef, claims: Mapping[str, t.Any],
     With ``found`` (the launch's :func:`lookup`) a returning learner takes the fast path;
     otherwise, or when something must be created, the ORM path. Flushes, never commits.
     """
-    plan = plan_launch(claims, platform.role_mapping)
+    plan = plan_launch(claims, platform.role_mapping, platform.grant_org_roles)
     now = utcnow()
     if found is not None:
         outcome = _fast_launch(platform, plan, found, now)
@@ -603,8 +660,7 @@ def _orm_launch(platform: PlatformRef, plan: LaunchPlan, now: datetime) -> Launc
         if identity.user_id != user.id:  # lost a race with a concurrent first launch
             db.session.delete(user)
     user = identity.user
-    for role in plan.roles:
-        grant_role(user, role, org_id)
+    sync_lti_grants(user, org_id, plan.roles)
 
     context = membership = link = None
     if plan.context_key is not None:
@@ -638,5 +694,5 @@ def _orm_launch(platform: PlatformRef, plan: LaunchPlan, now: datetime) -> Launc
         context_pk=context.id if context is not None else None,
         resource_link_pk=link.id if link is not None else None,
         module_slug=link.module_slug if link is not None else plan.module_slug,
-        message_type=plan.message_type, user=user,
+        message_type=plan.message_type, user=user, course_rights=plan.course_rights,
     )

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -37,6 +38,11 @@ class LtiPlatform(db.Model):
     something other than its token URL (Moodle and Canvas do not; some others do).
     ``role_mapping`` overrides the default LTI-role → tool-role table, e.g.
     ``{"Mentor": ["learner"], "urn:lti:role:ims/lis/Staff": ["author", "learner"]}``.
+    What a launch's roles give is scoped to the course (context) they came from and taken
+    from the enrolment's roles at every request (:mod:`lms_plugin.lti.course_scope`); only
+    ``grant_org_roles`` (off by default, set by an LMS administrator who trusts this
+    platform's role assignments organisation-wide) turns mapped roles into organisation-wide
+    grants, which every launch then refreshes (added and removed).
     """
 
     __tablename__ = "lti_platform"
@@ -54,6 +60,7 @@ class LtiPlatform(db.Model):
     token_audience: Mapped[str | None] = mapped_column(String(500))
     enabled: Mapped[bool] = mapped_column(default=True)
     role_mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    grant_org_roles: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")

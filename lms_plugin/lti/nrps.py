@@ -36,7 +36,8 @@ from lms_plugin.jobs.services import (
     enqueue,
     job_handler,
 )
-from lms_plugin.lti.launch import map_roles
+from lms_plugin.lti import claims as claim_rules
+from lms_plugin.lti.launch import lti_rights
 from lms_plugin.lti.models import LtiContext, LtiIdentity, LtiMembership, LtiPlatform
 from lms_plugin.lti.service_client import (
     ServiceRefused,
@@ -90,10 +91,22 @@ def fetch_members(platform: LtiPlatform, url: str) -> tuple[list[dict[str, Any]]
     raise ValidationFailed("the roster has more pages than the tool follows")
 
 
+def member_roles(member: Mapping[str, Any]) -> list[str]:
+    """A roster member's roles: an array of strings, else none (a string is not iterated
+    into characters)."""
+    roles = member.get("roles")
+    return [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
+
+
 def _person(platform: LtiPlatform, member: Mapping[str, Any], now: datetime, *,
             create: bool) -> tuple[User | None, bool]:
-    """The member's user, created (never launched) when the identity is new and ``create``."""
-    sub = str(member["user_id"])
+    """The member's user, created (never launched) when the identity is new and ``create``.
+    None for a member whose ``user_id`` is not an identifier (claim rule of lti.claims)."""
+    try:
+        sub = claim_rules.Text(255, required=True, number_ok=True)("member user_id",
+                                                                   member["user_id"])
+    except claim_rules.ClaimError:
+        return None, False
     identity = db.session.scalar(select(LtiIdentity).where(
         LtiIdentity.organisation_id == platform.organisation_id,
         LtiIdentity.issuer == platform.issuer, LtiIdentity.sub == sub))
@@ -101,12 +114,16 @@ def _person(platform: LtiPlatform, member: Mapping[str, Any], now: datetime, *,
         return identity.user, False
     if not create:
         return None, False
-    name = str(member.get("name") or " ".join(
-        str(member[k]) for k in ("given_name", "family_name") if member.get(k)) or "")
+    try:  # name and email by the same rule as the id_token's; malformed ones are left out
+        fields = claim_rules.person_fields(member)
+    except claim_rules.ClaimError:
+        fields = {}
+    name = fields.get("name") or " ".join(
+        fields[k] for k in ("given_name", "family_name") if fields.get(k))
     user = User(organisation_id=platform.organisation_id,
                 name=(name or f"LMS user {sub}")[:200])
-    email = member.get("email")
-    if isinstance(email, str) and "@" in email:
+    email = fields.get("email")
+    if email and "@" in email:
         try:  # refused, not cut: a shortened address would reach someone else (issue 9)
             user.email = normalise_email(email)
         except ValidationFailed as exc:
@@ -116,9 +133,12 @@ def _person(platform: LtiPlatform, member: Mapping[str, Any], now: datetime, *,
     db.session.add(LtiIdentity(organisation_id=platform.organisation_id,
                                issuer=platform.issuer, sub=sub, user_id=user.id,
                                platform_id=platform.id, created_at=now))
-    roles = [r for r in member.get("roles") or [] if isinstance(r, str)]
-    for role in sorted(map_roles(roles, platform.role_mapping)):
-        grant_role(user, role, platform.organisation_id)
+    roles = member_roles(member)
+    # Organisation-wide only what lti_rights says (learner, unless the registration grants
+    # org roles); course rights come from the enrolment's roles (lti.course_scope).
+    rights = lti_rights(roles, platform.role_mapping, platform.grant_org_roles)
+    for role in sorted(rights.organisation):
+        grant_role(user, role, platform.organisation_id, source="lti")
     return user, True
 
 
@@ -149,7 +169,7 @@ def sync_context(context_id: int, now: datetime | None = None) -> SyncReport:
         report.created += created
         seen.add(user.id)
         membership = existing.get(user.id)
-        roles = [r for r in member.get("roles") or [] if isinstance(r, str)]
+        roles = member_roles(member)
         if membership is None:
             if status != "Active":
                 continue  # never enrolled here as far as we know: nothing to record

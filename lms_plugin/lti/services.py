@@ -78,8 +78,12 @@ def register_platform(
     token_audience: str | None = None,
     role_mapping: dict[str, Any] | None = None,
     enabled: bool = True,
+    grant_org_roles: bool = False,
 ) -> LtiPlatform:
     """Register a platform (unique by issuer + client_id) in one organisation.
+
+    ``grant_org_roles``: the roles its launches carry become organisation-wide grants (an
+    Instructor an author of every course); off by default, rights stay in their course.
 
     Give the organisation by id or by name (created when new). A registration needs a way to
     verify id_tokens: a key set URL (normal) or a static public key. Every value longer than
@@ -135,6 +139,7 @@ def register_platform(
         auth_token_url=auth_token_url, key_set_url=key_set_url,
         public_key_pem=public_key_pem, token_audience=token_audience,
         enabled=enabled, role_mapping=role_mapping or {},
+        grant_org_roles=bool(grant_org_roles),
     )
     platform.deployments = [LtiDeployment(deployment_id=d) for d in deployments]
     db.session.add(platform)
@@ -170,4 +175,18 @@ def set_enabled(platform_id: int, enabled: bool) -> LtiPlatform:
     record_audit("lti.platform.enable" if enabled else "lti.platform.disable", actor=None,
                  organisation_id=platform.organisation_id,
                  target=("lti_platform", platform.id))
+    return platform
+
+
+def set_grant_org_roles(platform_id: int, grant: bool) -> LtiPlatform:
+    """Turn the registration's ``grant_org_roles`` on or off (audited). On: the roles its
+    launches carry become organisation-wide grants (an Instructor authors every course);
+    off (the default): rights stay in their course, and each person's next launch removes
+    the organisation-wide roles an earlier launch gave. Raises NotFound."""
+    platform = get_platform(platform_id)
+    platform.grant_org_roles = grant
+    db.session.flush()
+    record_audit("lti.platform.grant_org_roles", actor=None,
+                 organisation_id=platform.organisation_id,
+                 target=("lti_platform", platform.id), details={"grant_org_roles": grant})
     return platform

@@ -7,6 +7,8 @@ nothing is written when a launch is refused.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import random
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -39,6 +41,51 @@ STORAGE_KEY = "storage-"  # store key prefix: state issued with platform postMes
 COOKIE_CHECK_MSG = (
     "Your browser blocks cookies inside the LMS page, so the training cannot open here."
 )
+
+
+def storage_proof(state: str, id_token: str) -> str:
+    """The value the storage-check page (``storage_launch.html``) posts back: an HMAC of the
+    state and the id_token under ``SECRET_KEY``, so the second post is bound to the page the
+    tool served for this very launch (not just to a state an attacker may hold)."""
+    digest = hashlib.sha256(id_token.encode()).hexdigest()
+    return hmac.new(current_app.config["SECRET_KEY"].encode(),
+                    f"lti-storage-launch\0{state}\0{digest}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def _own_origins() -> set[str]:
+    base = urlsplit(current_app.config["LMS_BASE_URL"])
+    return {f"{base.scheme}://{base.netloc}", request.host_url.rstrip("/")}
+
+
+def from_own_page() -> bool:
+    """Did the browser send this POST from one of the tool's own pages? A browser always
+    sends ``Origin`` on a form POST and ``Sec-Fetch-Site`` where it supports Fetch Metadata,
+    and a page of another site can forge neither; a request carrying neither is refused."""
+    origin = request.headers.get("Origin")
+    site = request.headers.get("Sec-Fetch-Site")
+    if origin is None and site is None:
+        return False
+    if origin is not None and origin not in _own_origins():
+        return False
+    return site is None or site == "same-origin"
+
+
+def storage_post_refusal(state: str, id_token: str, proof: str | None) -> str | None:
+    """Why the second post of the postMessage-storage launch is refused, or None.
+
+    The storage path replaces the state cookie (1EdTech "OIDC Login with LTI Client Side
+    postMessages": the tool checks the state in the *platform's* storage, which only the
+    person's own browser can read). The server cannot see that check, so it accepts the
+    result only from the tool's own page (same origin: a site that holds someone else's
+    unused id_token cannot make a victim's browser post it from there) carrying the proof
+    that page was given for this state and id_token (:func:`storage_proof`). Otherwise a
+    posted id_token would sign the victim in as the attacker (login CSRF, issue 10.4)."""
+    if not from_own_page():
+        return "the postMessage storage check must be posted from the tool's own page"
+    if not proof or not hmac.compare_digest(proof, storage_proof(state, id_token)):
+        return "the postMessage storage check carries no valid proof for this launch"
+    return None
 
 
 def _refuse(status: int, reason: str, where: str):
@@ -138,16 +185,21 @@ def launch():
     state_verified = False
     if not request.cookies.get(f"lti1p3-{state}"):
         storage = store.get_value(STORAGE_KEY + state)
-        if storage and request.form.get("lti_storage_checked") != "1":
+        proof = request.form.get("lti_storage_proof")
+        if storage and not proof:
             # No cookie came back (third-party cookies blocked): check the state in the
-            # platform's postMessage storage from the browser, then post here again.
+            # platform's postMessage storage from the browser, then post here again from
+            # this page, with its proof.
             response = current_app.make_response(render_template(
                 "lti/storage_launch.html", id_token=id_token, state=state,
                 target=storage.get("target"), origin=storage.get("origin"),
-                action=request.base_url))
+                proof=storage_proof(state, id_token), action=request.base_url))
             response.headers["Cache-Control"] = "no-store"
             return response
         if storage:
+            refused = storage_post_refusal(state, id_token, proof)
+            if refused:
+                return _refuse(403, refused, "launch")
             state_verified = store.consume(STORAGE_KEY + state)
 
     validator = LaunchValidator(FlaskRequest(), DbToolConf(), launch_data_storage=store)
@@ -162,7 +214,8 @@ def launch():
         message_type = claims.get(CLAIM + "message_type")
         deep_link = None
         if message_type == "LtiDeepLinkingRequest":  # 403 for learners, nothing written
-            deep_link = deep_linking.start_request(validator.registration.platform_id, claims)
+            deep_link = deep_linking.start_request(validator.registration.platform_id, claims,
+                                                   validator.registration.role_mapping)
         elif message_type != "LtiResourceLinkRequest":
             return _refuse(400, f"message type {message_type} is not supported", "launch")
         outcome = launch_service.complete_launch(validator.registration.ref, claims,

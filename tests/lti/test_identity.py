@@ -101,9 +101,10 @@ def test_anonymous_launch_gets_a_placeholder_name(app, client, moodle, launcher)
     (["Instructor"], {"author", "learner"}),
     (["Learner"], {"learner"}),
     ([LIS + "membership#ContentDeveloper"], {"author", "learner"}),
-    ([LIS + "membership/Instructor#TeachingAssistant"], {"author", "learner"}),
-    (["TeachingAssistant"], {"author", "learner"}),
-    ([LIS + "membership#Mentor"], {"author", "learner"}),
+    # Teaching assistants and mentors (Canvas observers) are learners (issue 10 item 5).
+    ([LIS + "membership/Instructor#TeachingAssistant"], {"learner"}),
+    (["TeachingAssistant"], {"learner"}),
+    ([LIS + "membership#Mentor"], {"learner"}),
     ([LIS + "institution/person#Administrator"], {"officer"}),
     ([LIS + "system/person#Administrator"], {"officer"}),
     (["Administrator"], {"officer"}),
@@ -127,8 +128,10 @@ def test_role_mapping_override_by_uri_or_short_name():
 
 
 def test_roles_granted_in_the_platform_organisation(app, client, make_platform, launcher):
+    """With the registration's grant_org_roles on, mapped roles are organisation-wide
+    grants in the platform's organisation (off: tests/lti/test_launch_roles.py)."""
     platform = make_platform(organisation="Regional Health",
-                             role_mapping={"Mentor": ["officer"]})
+                             role_mapping={"Mentor": ["officer"]}, grant_org_roles=True)
     launcher.launch(client, platform, roles=[LIS + "membership#Instructor",
                                              LIS + "membership#Mentor"])
     user = _user(app, "user-1")
@@ -139,9 +142,10 @@ def test_roles_granted_in_the_platform_organisation(app, client, make_platform, 
         assert {g.organisation_id for g in user.grants} == {user.organisation_id}
 
 
-def test_instructor_launch_signs_in_an_author(app, client, moodle, launcher):
+def test_instructor_launch_signs_in_a_learner_who_authors_only_their_course(
+        app, client, moodle, launcher):
     launcher.launch(client, moodle, roles=["Instructor"])
-    assert _user(app, "user-1").role_names == {"author", "learner"}
+    assert _user(app, "user-1").role_names == {"learner"}
 
 
 @pytest.mark.parametrize(("custom", "uri", "slug"), [

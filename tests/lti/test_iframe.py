@@ -55,29 +55,31 @@ def test_launch_without_cookies_via_platform_postmessage_storage(app, moodle, co
     page = browser.post("/lti/launch", data={"id_token": token, "state": state})
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert 'name="lti_storage_checked" value="1"' in html
+    proof = _attr(html, 'name="lti_storage_proof" value')
     assert _attr(html, "data-platform-origin") == moodle.server.url("")
     assert count_rows() == before
     # The JS found the state in the platform's storage and re-posts the form.
+    own_page = {"Origin": "http://tool.test", "Sec-Fetch-Site": "same-origin"}
     done = browser.post("/lti/launch", data={"id_token": token, "state": state,
-                                             "lti_storage_checked": "1"})
+                                             "lti_storage_proof": proof}, headers=own_page)
     assert done.status_code == 302, done.get_data(as_text=True)
     assert done.headers["Location"] == "/home"
     # The storage-verified state is single-use: the same post again is refused.
     again = browser.post("/lti/launch", data={"id_token": token, "state": state,
-                                              "lti_storage_checked": "1"})
+                                              "lti_storage_proof": proof}, headers=own_page)
     assert again.status_code == 401
 
 
 def test_storage_check_claim_without_a_storage_login_is_refused(app, moodle, launcher,
                                                                 count_rows):
-    """lti_storage_checked=1 only counts for a state issued with postMessage storage."""
+    """A storage proof only counts for a state issued with postMessage storage."""
     client = app.test_client()
     login = launcher.login(client, moodle)
     token = moodle.sign(moodle.claims(login.nonce))
     stranger = app.test_client(use_cookies=False)
     before = count_rows()
     response = stranger.post("/lti/launch", data={"id_token": token, "state": login.state,
-                                                  "lti_storage_checked": "1"})
+                                                  "lti_storage_proof": "x"},
+                             headers={"Origin": "http://tool.test"})
     assert response.status_code == 401
     assert count_rows() == before

@@ -5,7 +5,9 @@
  * 2. LTI client-side postMessage storage (1EdTech "OIDC Login with LTI Client Side
  *    postMessages"): when the platform sent lti_storage_target, keep state and nonce in the
  *    platform's storage frame at login, and check the state there at launch, so launches
- *    work without third-party cookies (Safari, Chrome with cookies blocked).
+ *    work without third-party cookies (Safari, Chrome with cookies blocked). Only after the
+ *    state matched does this page re-post its form: same origin, with the proof the server
+ *    put in it (the server refuses the storage path from any other page: login CSRF).
  */
 (function () {
   "use strict";
