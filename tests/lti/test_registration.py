@@ -695,3 +695,118 @@ def test_https_issuer_matches_default_port():
         registration.parse_platform_configuration(
             doc, "https://evil.example.org/mod/lti/openid-configuration.php",
             allow_http_localhost=False)
+
+
+# ------------------------------------------------------------- unauthenticated SSRF (10.2)
+
+
+def test_registration_endpoint_on_another_origin_gets_no_token(client, fake_platform,
+                                                               unchanged, caplog):
+    """The registration token is POSTed only to the configuration's own origin."""
+    other = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    elsewhere = FakePlatform(base=f"http://127.0.0.1:{other.server_address[1]}")
+    other.RequestHandlerClass = _handler_for(elsewhere)
+    thread = threading.Thread(target=other.serve_forever, daemon=True)
+    thread.start()
+    try:
+        fake_platform.moodle()
+        fake_platform.config["registration_endpoint"] = elsewhere.base + "/steal"
+        _fails_uniformly(client, fake_platform.register_url(), caplog,
+                         "registration_endpoint", "is not on the origin")
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert elsewhere.requests == []
+    assert fake_platform.registration_requests() == []
+    unchanged()
+
+
+def test_every_failure_looks_the_same_to_the_caller(client, fake_platform, unchanged, caplog):
+    """Closed port, silent server, HTTP error, not an LMS: one status, one page, one timing
+    floor, so the page cannot be used to map what listens where."""
+    fake_platform.moodle()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/mod/lti/openid-configuration.php"
+    pages = {"closed port": _fails_uniformly(
+        client, f"/lti/register?openid_configuration={closed}", caplog)}
+    fake_platform.config_status = 404
+    pages["http error"] = _fails_uniformly(client, fake_platform.register_url(), caplog)
+    fake_platform.config_status = 200
+    fake_platform.config_body = b"SSH-2.0-OpenSSH_9.6"
+    pages["not an LMS"] = _fails_uniformly(client, fake_platform.register_url(), caplog)
+    assert len(set(pages.values())) == 1, pages
+    unchanged()
+
+
+def test_host_resolving_to_loopback_is_refused_when_private_addresses_are_blocked(
+        app, client, fake_platform, unchanged, caplog, monkeypatch):
+    """``localhost`` is a name: the address is checked when connecting (DNS rebinding)."""
+    fake_platform.moodle()
+    monkeypatch.setitem(app.config, "LMS_OUTBOUND_BLOCK_PRIVATE", True)
+    port = fake_platform.base.rsplit(":", 1)[1]
+    url = f"http://localhost:{port}/mod/lti/openid-configuration.php"
+    _fails_uniformly(client, f"/lti/register?openid_configuration={url}", caplog,
+                     "loopback, private or reserved")
+    assert fake_platform.requests == []
+    unchanged()
+
+
+def test_anonymous_caller_does_not_see_the_organisation(app, client, factory, fake_platform):
+    factory.organisation("St Elsewhere Secret Division")
+    fake_platform.moodle()
+    response = client.get(fake_platform.register_url())
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "St Elsewhere Secret Division" not in html
+    assert "Organisation" not in html
+
+
+def test_admin_sees_the_organisation_the_registration_joined(client, login_as, fake_platform):
+    login_as("admin", org="Mercy Health")
+    fake_platform.moodle()
+    response = client.post("/lti/register", data={
+        "csrf_token": csrf_token(client, fake_platform.register_url()),
+        "openid_configuration": fake_platform.config_url, "registration_token": TOKEN})
+    assert response.status_code == 200
+    assert "Mercy Health" in response.get_data(as_text=True)
+
+
+def test_registration_token_is_not_written_to_the_access_log(app, caplog):
+    """werkzeug's access log, through a real server: the request line is redacted."""
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    secret = "SECRET-registration-token-123"
+    url = (f"http://127.0.0.1:{server.server_port}/lti/register?openid_configuration="
+           f"ftp://x.example.org/c&registration_token={secret}")
+    try:
+        with caplog.at_level(logging.INFO, logger="werkzeug"):
+            try:
+                urlopen(url, timeout=5)
+            except HTTPError as exc:
+                assert exc.code == 400
+    finally:
+        server.shutdown()
+        server.server_close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("/lti/register" in line for line in lines), lines
+    assert not any(secret in line for line in lines), lines
+    assert any("registration_token=[redacted]" in line for line in lines), lines
+
+
+def test_registration_token_is_not_written_to_gunicorns_access_log(app, caplog):
+    """gunicorn logs its access line with a dict of atoms (request line, query, referrer)."""
+    secret = "SECRET-registration-token-456"
+    atoms = {"h": "10.0.0.1", "r": f"GET /lti/register?registration_token={secret} HTTP/1.1",
+             "q": f"openid_configuration=x&registration_token={secret}",
+             "f": f"https://tool/lti/register?registration_token%3D{secret}", "s": "200"}
+    with caplog.at_level(logging.INFO, logger="gunicorn.access"):
+        logging.getLogger("gunicorn.access").info('%(h)s "%(r)s" %(s)s "%(q)s" "%(f)s"', atoms)
+    line = caplog.records[-1].getMessage()
+    assert secret not in line and line.count("[redacted]") == 3, line
