@@ -22,13 +22,18 @@ from lms_plugin.lti import registration
 
 bp = Blueprint("lti_registration", __name__, template_folder="templates")
 
-_TOKEN_IN_URL = re.compile(r"(registration_token(?:=|%3D))[^&\s\"']+", re.IGNORECASE)
+#: Credentials that may appear in a query string: the DR token, and (never sent that way by
+#: a correct platform, but then still not logged) bearer tokens and id_tokens.
+SECRET_PARAMETERS = ("registration_token", "id_token", "access_token", "client_assertion")
+_TOKEN_IN_URL = re.compile("((?:" + "|".join(SECRET_PARAMETERS) + r")(?:=|%3D))[^&\s\"']+",
+                           re.IGNORECASE)
 #: Loggers that write request lines (query strings, referrers) to the access log.
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
 
 
 def redact(text: str) -> str:
-    """``registration_token=<secret>`` → ``registration_token=[redacted]``."""
+    """``registration_token=<secret>`` → ``registration_token=[redacted]`` (and the other
+    :data:`SECRET_PARAMETERS`)."""
     return _TOKEN_IN_URL.sub(r"\1[redacted]", text)
 
 
@@ -43,7 +48,7 @@ class RedactRegistrationToken(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "registration_token" in record.msg.lower():
+        if isinstance(record.msg, str) and "token" in record.msg.lower():
             record.msg = redact(record.msg)
         args = record.args
         if isinstance(args, dict):

@@ -805,8 +805,11 @@ def test_registration_token_is_not_written_to_gunicorns_access_log(app, caplog):
     secret = "SECRET-registration-token-456"
     atoms = {"h": "10.0.0.1", "r": f"GET /lti/register?registration_token={secret} HTTP/1.1",
              "q": f"openid_configuration=x&registration_token={secret}",
-             "f": f"https://tool/lti/register?registration_token%3D{secret}", "s": "200"}
+             "f": f"https://tool/lti/register?registration_token%3D{secret}", "s": "200",
+             "U": f"/lti/launch?state=s&id_token={secret}"}
     with caplog.at_level(logging.INFO, logger="gunicorn.access"):
-        logging.getLogger("gunicorn.access").info('%(h)s "%(r)s" %(s)s "%(q)s" "%(f)s"', atoms)
+        logging.getLogger("gunicorn.access").info(
+            '%(h)s "%(r)s" %(s)s "%(q)s" "%(f)s" %(U)s', atoms)
     line = caplog.records[-1].getMessage()
-    assert secret not in line and line.count("[redacted]") == 3, line
+    assert secret not in line and line.count("[redacted]") == 4, line
+    assert "state=s&id_token=[redacted]" in line
