@@ -16,8 +16,8 @@ id_token's claims, a ``Link`` header), so each call is checked against one rule
   actually connected to, at connect time (DNS rebinding cannot swap the address after the
   check), IPv4-mapped IPv6 addresses included.
 * **no redirects**, no proxies or ``.netrc`` from the environment, no retries.
-* **a total deadline** (``LMS_OUTBOUND_DEADLINE``, default 10 s) for connect, TLS, headers
-  and body together: a server that drips one byte at a time is cut when it runs out (a
+* **a total deadline** (``LMS_OUTBOUND_DEADLINE``, default 10 s) for DNS, connect, TLS,
+  headers and body together: a server that drips one byte at a time is cut when it runs out (a
   watchdog shuts the socket down), not after each read's timeout.
 * **a size cap** (``LMS_OUTBOUND_MAX_BYTES``, default 2 MiB) on the decoded body, read
   streamed: a larger answer is abandoned, never held in memory.
@@ -32,6 +32,7 @@ or opens sockets itself, so the rule cannot be forgotten.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import contextvars
 import ipaddress
@@ -253,8 +254,14 @@ class _Call:
 
     def connect(self, host: str, port: int, options: Any) -> socket.socket:
         """Resolve, refuse forbidden addresses, connect to an allowed one (not re-resolved)."""
+        # The resolver cannot be interrupted: it runs in a pool thread so that a slow DNS
+        # answer costs this call no more than its deadline.
+        lookup = _resolver.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
         try:
-            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+            infos = lookup.result(timeout=self.remaining())
+        except concurrent.futures.TimeoutError:
+            self.expired = True
+            raise TimeoutError("outbound deadline reached") from None
         except socket.gaierror as exc:
             raise OSError(f"{host} could not be resolved") from exc
         allowed = []
@@ -286,6 +293,8 @@ class _Call:
         raise last or OSError(f"could not connect to {host}")
 
 
+_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=8,
+                                                  thread_name_prefix="lms-outbound-dns")
 _current: contextvars.ContextVar[_Call | None] = contextvars.ContextVar(
     "lms_outbound_call", default=None)
 

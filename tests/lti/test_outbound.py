@@ -391,6 +391,27 @@ def test_drip_fed_headers_are_cut_at_the_total_deadline(app):
     assert time.monotonic() - started < 1.5
 
 
+def test_slow_name_resolution_is_cut_at_the_total_deadline(app, monkeypatch):
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def slow(host, *args, **kwargs):
+        if host == "slow-dns.test":
+            release.wait(10)  # a resolver that does not answer
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow)
+    started = time.monotonic()
+    try:
+        with pytest.raises(outbound.OutboundFailed) as exc:
+            outbound.request("GET", "http://slow-dns.test/x",
+                             _policy(app, "slow-dns.test", deadline=0.3))
+    finally:
+        release.set()
+    assert exc.value.kind == "deadline"
+    assert time.monotonic() - started < 1.5
+
+
 @pytest.mark.parametrize("send_length", [True, False])
 def test_answer_over_the_size_cap_is_abandoned(app, server, send_length):
     server.body = b"[" + b"1," * 4000 + b"1]"
