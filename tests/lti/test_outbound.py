@@ -624,3 +624,20 @@ def test_production_always_blocks_private_addresses(tmp_path):
                                     "DATABASE_URL": "postgresql://db/x",
                                     "LMS_BASE_URL": "https://tool.example"})
     assert config["LMS_OUTBOUND_BLOCK_PRIVATE"] is True
+
+
+def test_pylti1p3s_own_key_fetch_goes_through_the_client(app, server, settings):
+    """pylti1p3's ``fetch_public_key`` (``requests``, no timeout at all) is replaced: any
+    library path that still calls it gets the deadline and the duplicate-kid rule."""
+    from lms_plugin.lti.tool import LaunchRejected, LaunchValidator
+
+    server.body = json.dumps({"keys": [{"kid": "a", "kty": "RSA"}] * 2}).encode()
+    with app.app_context(), pytest.raises(LaunchRejected, match="ambiguous"):
+        LaunchValidator.fetch_public_key(None, server.url("/jwks"))  # type: ignore[arg-type]
+    server.body = json.dumps({"keys": [{"kid": "a", "kty": "RSA"}]}).encode()
+    server.drip = 0.05
+    settings["LMS_OUTBOUND_DEADLINE"] = 0.3
+    started = time.monotonic()
+    with app.app_context(), pytest.raises(LaunchRejected, match="no complete answer"):
+        LaunchValidator.fetch_public_key(None, server.url("/jwks"))  # type: ignore[arg-type]
+    assert time.monotonic() - started < 1.5
