@@ -6,7 +6,9 @@ and the CLI can pass their own environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +40,10 @@ ENV_VARS: dict[str, str] = {
     "LMS_JOB_LEASE": "how long a running job may stay claimed before another worker takes it",
     "LMS_JOB_POLL_INTERVAL": "idle sleep of the in-process worker",
     "LMS_JOB_QUEUE": "RQ queue name when REDIS_URL is set",
+    "LMS_OUTBOUND_DEADLINE": "total deadline of one outbound HTTP call (default 10s)",
+    "LMS_OUTBOUND_MAX_BYTES": "largest answer an outbound HTTP call reads (default 2097152)",
+    "LMS_OUTBOUND_BLOCK_PRIVATE": "1 refuses non-public addresses (always on in production)",
+    "LMS_OUTBOUND_PRIVATE_NETWORKS": "networks (CIDR, comma-separated) an intranet LMS uses",
 }
 
 
@@ -78,6 +84,49 @@ def _database_url(instance_path: Path, env: Mapping[str, str]) -> str:
             "(use postgresql+psycopg://… or sqlite:///…)"
         )
     return parsed.render_as_string(hide_password=False)
+
+
+def _seconds(name: str, env: Mapping[str, str], default: float) -> float:
+    """``10``, ``2.5``, ``500ms``, ``10s`` or ``1m`` as seconds (> 0)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|m)?", raw)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{name} must be a positive duration like 10, 10s or 500ms, "
+                          f"not {raw!r}")
+    factor = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+    return float(match.group(1)) * factor
+
+
+def _outbound(env: Mapping[str, str], production: bool) -> dict[str, Any]:
+    """The outbound HTTP rule's settings (see :mod:`lms_plugin.outbound`)."""
+    raw_bytes = env.get("LMS_OUTBOUND_MAX_BYTES", "").strip()
+    if raw_bytes and (not raw_bytes.isdigit() or int(raw_bytes) < 1024):
+        raise ConfigError(f"LMS_OUTBOUND_MAX_BYTES must be a whole number of bytes of at "
+                          f"least 1024, not {raw_bytes!r}")
+    block = env.get("LMS_OUTBOUND_BLOCK_PRIVATE", "").strip().lower()
+    if block not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"LMS_OUTBOUND_BLOCK_PRIVATE must be 1 or 0, not {block!r}")
+    if production and block in ("0", "false", "no"):
+        raise ConfigError("LMS_OUTBOUND_BLOCK_PRIVATE cannot be turned off when "
+                          "LMS_ENV=production; list the LMS's network in "
+                          "LMS_OUTBOUND_PRIVATE_NETWORKS instead")
+    networks = []
+    for item in env.get("LMS_OUTBOUND_PRIVATE_NETWORKS", "").split(","):
+        if not item.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"LMS_OUTBOUND_PRIVATE_NETWORKS: {item.strip()!r} is not a "
+                              "network like 10.20.0.0/16") from None
+    return {
+        "LMS_OUTBOUND_DEADLINE": _seconds("LMS_OUTBOUND_DEADLINE", env, 10.0),
+        "LMS_OUTBOUND_MAX_BYTES": int(raw_bytes) if raw_bytes else 2 * 1024 * 1024,
+        "LMS_OUTBOUND_BLOCK_PRIVATE": production or block in ("1", "true", "yes"),
+        "LMS_OUTBOUND_PRIVATE_NETWORKS": tuple(networks),
+    }
 
 
 def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -123,4 +172,5 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "WTF_CSRF_TIME_LIMIT": None,  # tied to the session instead; long lessons must not expire
         "WTF_CSRF_SSL_STRICT": False,  # Referer is stripped inside LMS iframes
         "MAX_CONTENT_LENGTH": 20 * 1024 * 1024,
+        **_outbound(env, production),
     }

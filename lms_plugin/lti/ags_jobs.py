@@ -56,7 +56,11 @@ from lms_plugin.lti.models import (
     LtiPlatform,
     LtiResourceLink,
 )
-from lms_plugin.lti.service_client import ServiceRefused, TransientServiceError
+from lms_plugin.lti.service_client import (
+    ServiceRefused,
+    ServiceUrlRefused,
+    TransientServiceError,
+)
 
 KIND = "ags.score"
 #: How many strictly later timestamps to try after Moodle's 409 before refusing.
@@ -189,6 +193,8 @@ def deliver_score(payload: dict[str, Any], ctx: JobContext) -> None:
     except ServiceRefused as exc:
         raise PermanentFailure(f"the platform refused the score (HTTP {exc.status}): "
                                f"{exc.message}") from None
+    except ServiceUrlRefused as exc:
+        raise PermanentFailure(f"the score was not sent: {exc.reason}") from None
 
 
 def _legacy_policy(payload: dict[str, Any], platform: LtiPlatform,

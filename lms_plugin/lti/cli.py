@@ -50,6 +50,7 @@ def _echo_platform(platform) -> None:
         click.echo(f"  role mapping:    {json.dumps(platform.role_mapping)}")
     if platform.grant_org_roles:
         click.echo("  LTI roles grant organisation-wide roles (--grant-org-roles)")
+    click.echo(f"  service hosts:   {', '.join(platform.service_hosts)}")
 
 
 @platform_cli.command("add")
@@ -70,9 +71,12 @@ def _echo_platform(platform) -> None:
 @click.option("--grant-org-roles", is_flag=True,
               help="Let this platform's launches grant organisation-wide roles (an "
               "Instructor becomes an author of every course). Off: rights stay in the course.")
+@click.option("--allow-host", "allowed_hosts", multiple=True,
+              help="Another host whose grade and roster URLs the tool may call (repeatable; "
+                   "hosted Canvas: the tenant's host, e.g. hospital.instructure.com).")
 def platform_add(issuer, client_id, auth_login_url, auth_token_url, key_set_url,
                  public_key_file, deployment_ids, name, organisation, token_audience,
-                 role_mapping, grant_org_roles) -> None:
+                 role_mapping, grant_org_roles, allowed_hosts) -> None:
     """Register a platform and print the tool URLs to paste into the LMS."""
     mapping = None
     if role_mapping:
@@ -88,6 +92,7 @@ def platform_add(issuer, client_id, auth_login_url, auth_token_url, key_set_url,
             deployment_ids=deployment_ids, name=name, organisation_name=organisation,
             token_audience=token_audience, role_mapping=mapping,
             grant_org_roles=grant_org_roles,
+            allowed_hosts=allowed_hosts,
         )
     except DomainError as exc:
         raise _fail(exc) from None
@@ -171,6 +176,31 @@ def platform_add_deployment(platform_id: int, deployment_id: str) -> None:
         raise _fail(exc) from None
     db.session.commit()
     click.echo(f"Deployment {deployment_id} added to platform {platform_id}.")
+
+
+@platform_cli.command("allow-host")
+@click.argument("platform_id", type=int)
+@click.argument("host")
+def platform_allow_host(platform_id: int, host: str) -> None:
+    """Let the tool call grade and roster URLs on HOST for this platform."""
+    _set_host(platform_id, host, True)
+
+
+@platform_cli.command("revoke-host")
+@click.argument("platform_id", type=int)
+@click.argument("host")
+def platform_revoke_host(platform_id: int, host: str) -> None:
+    """Stop calling URLs on HOST (an admin-allowed host) for this platform."""
+    _set_host(platform_id, host, False)
+
+
+def _set_host(platform_id: int, host: str, allowed: bool) -> None:
+    try:
+        platform = services.set_allowed_host(platform_id, host, allowed)
+    except DomainError as exc:
+        raise _fail(exc) from None
+    db.session.commit()
+    click.echo(f"Platform {platform.id} service hosts: {', '.join(platform.service_hosts)}")
 
 
 @keys_cli.command("rotate")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import (
     JSON,
@@ -43,6 +44,10 @@ class LtiPlatform(db.Model):
     ``grant_org_roles`` (off by default, set by an LMS administrator who trusts this
     platform's role assignments organisation-wide) turns mapped roles into organisation-wide
     grants, which every launch then refreshes (added and removed).
+
+    ``allowed_hosts`` lists host names, besides the issuer, token and key-set hosts, whose
+    service URLs (AGS, NRPS) the tool may call for this registration (hosted Canvas serves
+    them from the tenant's own host); see :mod:`lms_plugin.outbound`.
     """
 
     __tablename__ = "lti_platform"
@@ -61,6 +66,7 @@ class LtiPlatform(db.Model):
     enabled: Mapped[bool] = mapped_column(default=True)
     role_mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     grant_org_roles: Mapped[bool] = mapped_column(default=False, server_default=false())
+    allowed_hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     organisation: Mapped[Organisation] = relationship(lazy="joined")
@@ -72,6 +78,21 @@ class LtiPlatform(db.Model):
     @property
     def deployment_ids(self) -> list[str]:
         return [d.deployment_id for d in self.deployments]
+
+    @property
+    def service_hosts(self) -> list[str]:
+        """Host names this registration's service URLs may use: issuer, token and key-set
+        hosts, then the admin's ``allowed_hosts`` (issue 10.1)."""
+        hosts: list[str] = []
+        for url in (self.issuer, self.auth_token_url, self.key_set_url):
+            try:
+                host = urlsplit(url or "").hostname
+            except ValueError:
+                host = None
+            if host and host.lower() not in hosts:
+                hosts.append(host.lower())
+        hosts += [h for h in self.allowed_hosts or [] if h not in hosts]
+        return hosts
 
 
 class LtiDeployment(db.Model):

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urljoin
 
 from sqlalchemy import func, select
 
@@ -41,6 +42,7 @@ from lms_plugin.lti.launch import lti_rights
 from lms_plugin.lti.models import LtiContext, LtiIdentity, LtiMembership, LtiPlatform
 from lms_plugin.lti.service_client import (
     ServiceRefused,
+    ServiceUrlRefused,
     TransientServiceError,
     service_request,
 )
@@ -87,7 +89,8 @@ def fetch_members(platform: LtiPlatform, url: str) -> tuple[list[dict[str, Any]]
         differences = links.get("differences", differences)
         if not links.get("next"):
             return members, differences
-        url = links["next"]
+        # A relative link is resolved against the page; service_request checks the host.
+        url = urljoin(url, links["next"])
     raise ValidationFailed("the roster has more pages than the tool follows")
 
 
@@ -283,6 +286,8 @@ def run_sync(payload: dict[str, Any], ctx: JobContext) -> None:
     except ServiceRefused as exc:
         raise PermanentFailure(f"the platform refused the roster (HTTP {exc.status}): "
                                f"{exc.message}") from None
+    except ServiceUrlRefused as exc:
+        raise PermanentFailure(f"the roster was not fetched: {exc.reason}") from None
     except (NotFound, ValidationFailed) as exc:
         raise PermanentFailure(str(exc)) from None
 

@@ -14,20 +14,27 @@ Two ways an LMS admin connects a platform without typing the tool's URLs by hand
 
 Services take plain values, ``flush()`` and never commit: the view commits once, so any
 failure (network, bad JSON, issuer mismatch, platform refusal) leaves the database unchanged.
+
+The page is public, so it must not become a port scanner (issue 10.2): both requests go
+through :mod:`lms_plugin.outbound` (no private addresses when blocked, https in production,
+no redirects, total deadline, size cap), the registration endpoint must be on the
+configuration's own origin, and every failure after the URL's syntax was checked gives the
+same message (:data:`FAILED_MESSAGE`) no sooner than the outbound deadline after the start,
+whatever went wrong; the reason goes to the tool's log for its administrator.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from sqlalchemy import select
 
+from lms_plugin import outbound
 from lms_plugin.accounts.models import Organisation, User
 from lms_plugin.accounts.services import get_or_create_organisation, record_audit
 from lms_plugin.errors import Conflict, DomainError
@@ -77,8 +84,6 @@ CANVAS_CUSTOM_FIELDS = {
 REQUIRED_ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri",
                       "registration_endpoint")
 
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 512 * 1024
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -97,6 +102,16 @@ class RegistrationFailed(DomainError):
 class PlatformConfigurationInvalid(RegistrationFailed):
     status_code = 422
     title = "Platform configuration not valid"
+
+
+#: The one answer to a caller whose registration failed after its URL was accepted
+#: (unreachable, timed out, refused address, HTTP error, not JSON, invalid, refused by the
+#: platform): different answers would tell an anonymous caller what listens where.
+FAILED_MESSAGE = (
+    "The LMS's registration details could not be fetched or were not usable. Start the "
+    "registration again from the LMS; if it fails again, a tool administrator finds the "
+    "reason in the tool's log."
+)
 
 
 @dataclass(frozen=True)
@@ -239,35 +254,31 @@ def check_platform_url(url: str | None, what: str, *, allow_http_localhost: bool
     return url
 
 
-def _read_json(response: requests.Response, what: str) -> Any:
-    """The response body as JSON, refusing bodies over MAX_RESPONSE_BYTES."""
-    body = b""
-    for chunk in response.iter_content(chunk_size=16384):
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise RegistrationFailed(f"{what} is larger than {MAX_RESPONSE_BYTES} bytes")
+def _read_json(response: outbound.Response, what: str) -> Any:
+    """The (size-capped) response body as JSON."""
     try:
-        return json.loads(body.decode("utf-8"))
+        return response.json()
     except (UnicodeDecodeError, ValueError):
         raise PlatformConfigurationInvalid(f"{what} is not valid JSON") from None
 
 
+def _policy(url: str) -> outbound.OutboundPolicy:
+    """Registration calls reach only the configuration URL's own host."""
+    return outbound.policy_for([url], max_bytes=MAX_RESPONSE_BYTES)
+
+
 def _http(method: str, url: str, what: str, token: str | None,
-          payload: dict[str, Any] | None = None) -> requests.Response:
+          payload: dict[str, Any] | None = None) -> outbound.Response:
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
-        # No redirects: a redirect could carry the registration token to another host.
-        return requests.request(
-            method, url, headers=headers, json=payload, allow_redirects=False,
-            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), stream=True,
-        )
-    except requests.Timeout:
-        raise RegistrationFailed(f"{what} at {url} did not answer in time") from None
-    except requests.RequestException as exc:
-        log.info("dynamic registration: %s unreachable: %s", url, exc)
-        raise RegistrationFailed(f"could not reach {what} at {url}") from None
+        # No redirects (the outbound client never follows them): a redirect could carry the
+        # registration token to another host.
+        return outbound.request(method, url, _policy(url), headers=headers,
+                                json_body=payload)
+    except outbound.OutboundError as exc:
+        raise RegistrationFailed(f"{what} at {url}: {exc.reason}") from None
 
 
 def _str_list(value: Any) -> tuple[str, ...]:
@@ -301,7 +312,7 @@ def parse_platform_configuration(doc: Any, configuration_url: str, *,
         raise PlatformConfigurationInvalid(
             f"issuer {issuer} does not match the origin of the configuration URL "
             f"{configuration_url}", field="issuer")
-    endpoints = {}
+    endpoints: dict[str, str] = {}
     for name in REQUIRED_ENDPOINTS:
         value = doc.get(name)
         if not isinstance(value, str) or not value.strip():
@@ -312,6 +323,11 @@ def parse_platform_configuration(doc: Any, configuration_url: str, *,
                                                  allow_http_localhost=allow_http_localhost)
         except RegistrationFailed as exc:
             raise PlatformConfigurationInvalid(exc.message, field=name) from None
+    if _origin(endpoints["registration_endpoint"]) != _origin(configuration_url):
+        # We POST the registration token there: only to the origin the LMS sent us to.
+        raise PlatformConfigurationInvalid(
+            f"registration_endpoint {endpoints['registration_endpoint']} is not on the origin "
+            f"of the configuration URL {configuration_url}", field="registration_endpoint")
     lti = doc.get(PLATFORM_CONFIGURATION)
     if not isinstance(lti, dict):
         raise PlatformConfigurationInvalid(
@@ -345,13 +361,12 @@ def fetch_platform_configuration(url: str, registration_token: str | None, *,
     url = check_platform_url(url, "openid_configuration",
                              allow_http_localhost=allow_http_localhost)
     response = _http("GET", url, "the platform's OpenID configuration", registration_token)
-    with response:
-        if response.status_code != 200:
-            raise RegistrationFailed(
-                f"the platform's OpenID configuration at {url} answered HTTP "
-                f"{response.status_code} (the registration link may have expired: start "
-                "the registration again in the LMS)")
-        doc = _read_json(response, "the platform's OpenID configuration")
+    if response.status != 200:
+        raise RegistrationFailed(
+            f"the platform's OpenID configuration at {url} answered HTTP "
+            f"{response.status} (the registration link may have expired: start "
+            "the registration again in the LMS)")
+    doc = _read_json(response, "the platform's OpenID configuration")
     return parse_platform_configuration(doc, url, allow_http_localhost=allow_http_localhost)
 
 
@@ -401,7 +416,7 @@ def tool_registration_request(base_url: str, config: PlatformConfiguration,
     }
 
 
-def _error_detail(response: requests.Response) -> str:
+def _error_detail(response: outbound.Response) -> str:
     """A short, printable reason from a platform's error answer (OAuth error JSON or text)."""
     try:
         doc = _read_json(response, "the platform's answer")
@@ -419,13 +434,12 @@ def post_registration(config: PlatformConfiguration, registration_token: str | N
     """POST the registration; return the (client_id, deployment_id) the platform assigned."""
     response = _http("POST", config.registration_endpoint, "the platform's registration "
                      "endpoint", registration_token, payload=body)
-    with response:
-        if response.status_code not in (200, 201):
-            detail = _error_detail(response) if 400 <= response.status_code < 500 else ""
-            raise RegistrationFailed(
-                f"the platform refused the registration (HTTP {response.status_code}"
-                f"{detail}). If the registration link is old, start again in the LMS.")
-        doc = _read_json(response, "the platform's registration answer")
+    if response.status not in (200, 201):
+        detail = _error_detail(response) if 400 <= response.status < 500 else ""
+        raise RegistrationFailed(
+            f"the platform refused the registration (HTTP {response.status}"
+            f"{detail}). If the registration link is old, start again in the LMS.")
+    doc = _read_json(response, "the platform's registration answer")
     if not isinstance(doc, dict):
         raise PlatformConfigurationInvalid("the platform's registration answer is not a "
                                            "JSON object")
@@ -482,11 +496,23 @@ def register_dynamically(openid_configuration: str | None, registration_token: s
     cannot borrow an admin's session.
 
     Every network step happens before anything is written, so a failure writes nothing.
+    Once the URL's syntax is accepted, any failure raises :class:`RegistrationFailed` with
+    :data:`FAILED_MESSAGE`, no sooner than the outbound deadline after the start (same
+    words and timing whether a port is closed, silent or serving something else); the
+    reason is logged.
     """
-    config = fetch_platform_configuration(openid_configuration, registration_token,
-                                          allow_http_localhost=allow_http_localhost)
-    body = tool_registration_request(base_url, config)
-    client_id, deployment_id = post_registration(config, registration_token, body)
+    url = check_platform_url(openid_configuration, "openid_configuration",
+                             allow_http_localhost=allow_http_localhost)
+    started = time.monotonic()
+    try:
+        config = fetch_platform_configuration(url, registration_token,
+                                              allow_http_localhost=allow_http_localhost)
+        body = tool_registration_request(base_url, config)
+        client_id, deployment_id = post_registration(config, registration_token, body)
+    except RegistrationFailed as exc:
+        log.warning("dynamic registration with %s failed: %s", url, exc.message)
+        time.sleep(max(0.0, started + _policy(url).deadline - time.monotonic()))
+        raise RegistrationFailed(FAILED_MESSAGE) from None
     if lti_services.find_platform(config.issuer, client_id) is not None:
         raise Conflict(f"this tool is already registered for issuer {config.issuer} with "
                        f"client id {client_id}", field="client_id")

@@ -8,6 +8,8 @@ platform's ``registration_token`` is the credential (see
 
 from __future__ import annotations
 
+import logging
+import re
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, render_template, request
@@ -19,6 +21,54 @@ from lms_plugin.extensions import db, limiter
 from lms_plugin.lti import registration
 
 bp = Blueprint("lti_registration", __name__, template_folder="templates")
+
+#: Credentials that may appear in a query string: the DR token, and (never sent that way by
+#: a correct platform, but then still not logged) bearer tokens and id_tokens.
+SECRET_PARAMETERS = ("registration_token", "id_token", "access_token", "client_assertion")
+_TOKEN_IN_URL = re.compile("((?:" + "|".join(SECRET_PARAMETERS) + r")(?:=|%3D))[^&\s\"']+",
+                           re.IGNORECASE)
+#: Loggers that write request lines (query strings, referrers) to the access log.
+ACCESS_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
+
+
+def redact(text: str) -> str:
+    """``registration_token=<secret>`` → ``registration_token=[redacted]`` (and the other
+    :data:`SECRET_PARAMETERS`)."""
+    return _TOKEN_IN_URL.sub(r"\1[redacted]", text)
+
+
+class RedactRegistrationToken(logging.Filter):
+    """Keeps the platform's registration token out of access logs (issue 10.2).
+
+    The LMS opens ``/lti/register?…&registration_token=…``: werkzeug's and gunicorn's access
+    logs write the request line (and gunicorn the referrer of the page's script request)
+    with the query string. The token is a bearer credential for the platform's
+    registration endpoint, so it is replaced in the message and in every string argument
+    (werkzeug passes a tuple, gunicorn a dict of atoms).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "token" in record.msg.lower():
+            record.msg = redact(record.msg)
+        args = record.args
+        if isinstance(args, dict):
+            for key, value in list(args.items()):
+                if isinstance(value, str):
+                    args[key] = redact(value)
+        elif isinstance(args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Add the filter to the access loggers once per process (idempotent)."""
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactRegistrationToken) for f in logger.filters):
+            logger.addFilter(RedactRegistrationToken())
+
+
+bp.record_once(lambda state: install_log_redaction())
 
 
 @bp.route("/lti/config/canvas.json")

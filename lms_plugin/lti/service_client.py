@@ -7,9 +7,15 @@ keyed by (issuer, client_id, sorted scopes): hosted Canvas tenants share an issu
 token is never reused across client_ids. The cache is Redis when ``REDIS_URL`` is set (all
 workers share tokens), else this process's memory.
 
-Errors are translated into two outcomes the job handlers map to the outbox:
-:class:`TransientServiceError` (network, timeout, 5xx, 429 — try later) and
-:class:`ServiceRefused` (a definitive 4xx answer with the platform's message).
+Every call goes through :mod:`lms_plugin.outbound` under the registration's policy
+(:func:`platform_policy`): only the registration's own hosts (issuer, token, key set, plus
+the hosts an admin allowed), https only in production, no private addresses when blocked,
+no redirects, a total deadline and a size cap (issue 10.1).
+
+Errors are translated into three outcomes the job handlers map to the outbox:
+:class:`TransientServiceError` (network, deadline, 5xx, 429 — try later),
+:class:`ServiceRefused` (a definitive 4xx answer with the platform's message, trimmed) and
+:class:`ServiceUrlRefused` (the outbound rule forbids the URL: nothing was sent).
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import jwt
-import requests
 from flask import current_app
 
+from lms_plugin import outbound
 from lms_plugin.lti.keys import current_signing_key
 from lms_plugin.lti.models import LtiPlatform
 
@@ -56,6 +62,15 @@ class ServiceRefused(Exception):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
+
+
+class ServiceUrlRefused(Exception):
+    """The outbound rule forbids this service URL (another host, plain http in production,
+    a private address): nothing was sent, and retrying cannot help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -133,8 +148,23 @@ def cache_key(platform: LtiPlatform, scopes: Iterable[str]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def timeout() -> float:
-    return float(current_app.config.get("LTI_SERVICE_TIMEOUT") or 10)
+#: How much of a platform's error answer is kept (shown on /admin/jobs, escaped there).
+MESSAGE_CHARS = 200
+
+
+def platform_policy(platform: LtiPlatform) -> outbound.OutboundPolicy:
+    """The outbound policy for this registration's service calls (its own hosts only)."""
+    return outbound.policy_for(platform.service_hosts)
+
+
+def _call(platform: LtiPlatform, method: str, url: str, what: str,
+          **kwargs: Any) -> outbound.Response:
+    try:
+        return outbound.request(method, url, platform_policy(platform), **kwargs)
+    except outbound.OutboundRefused as exc:
+        raise ServiceUrlRefused(f"{what}: not sent: {exc.reason}") from None
+    except outbound.OutboundFailed as exc:
+        raise TransientServiceError(f"{what} failed: {exc.reason}") from None
 
 
 def client_assertion(platform: LtiPlatform) -> str:
@@ -152,7 +182,7 @@ def client_assertion(platform: LtiPlatform) -> str:
     return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid})
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: outbound.Response) -> float | None:
     value = (response.headers.get("Retry-After") or "").strip()
     if not value:
         return None
@@ -164,24 +194,34 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def _message(response: requests.Response) -> str:
-    """The platform's own words (JSON ``message``/``reason``/``errors`` or the body text)."""
-    text = response.text or ""
+def _trimmed(text: str) -> str:
+    """One line of printable text, at most MESSAGE_CHARS characters (issue 10.1)."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return line if len(line) <= MESSAGE_CHARS else line[:MESSAGE_CHARS - 1] + "…"
+
+
+def _message(response: outbound.Response) -> str:
+    """The platform's own words (JSON ``message``/``reason``/``errors`` or the body text),
+    trimmed to one printable line. Only platform hosts are ever called, so this is always
+    the registration's own answer (templates escape it)."""
     try:
         data = response.json()
     except ValueError:
-        return text.strip()[:500] or response.reason or ""
+        return _trimmed(response.text) or response.reason or ""
     if isinstance(data, dict):
         for key in ("message", "reason", "error_description", "error", "errors"):
             if data.get(key):
                 value = data[key]
-                return (value if isinstance(value, str) else json.dumps(value))[:500]
-    return json.dumps(data)[:500]
+                return _trimmed(value if isinstance(value, str) else json.dumps(value))
+    return _trimmed(json.dumps(data))
 
 
-def raise_for_outcome(response: requests.Response, what: str) -> None:
+def raise_for_outcome(response: outbound.Response, what: str) -> None:
     """Turn a non-2xx answer into a transient or a definitive error."""
-    status = response.status_code
+    status = response.status
+    if 300 <= status < 400:
+        raise ServiceRefused(status, f"{what}: the platform answered with a redirect, "
+                                     "which the tool does not follow")
     if status < 400:
         return
     if status == 429:
@@ -194,16 +234,13 @@ def raise_for_outcome(response: requests.Response, what: str) -> None:
 
 def fetch_token(platform: LtiPlatform, scopes: list[str]) -> CachedToken:
     """Ask the platform's token endpoint for an access token (no cache)."""
-    try:
-        response = requests.post(platform.auth_token_url, data={
-            "grant_type": "client_credentials",
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": client_assertion(platform),
-            "scope": " ".join(sorted(set(scopes))),
-        }, headers={"Accept": "application/json"}, timeout=timeout())
-    except requests.RequestException as exc:
-        raise TransientServiceError(f"token request failed: {type(exc).__name__}") from None
-    if response.status_code == 401:
+    response = _call(platform, "POST", platform.auth_token_url, "token request", data={
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": client_assertion(platform),
+        "scope": " ".join(sorted(set(scopes))),
+    }, headers={"Accept": "application/json"})
+    if response.status == 401:
         # Usually our key is not (yet) known to the platform: a person must look.
         raise TransientServiceError(f"token refused: HTTP 401 {_message(response)}")
     raise_for_outcome(response, "token request")
@@ -234,12 +271,17 @@ def drop_token(platform: LtiPlatform, scopes: list[str]) -> None:
 def service_request(platform: LtiPlatform, method: str, url: str, scopes: list[str], *,
                     body: Any = None, content_type: str | None = None,
                     accept: str | None = None,
-                    params: dict[str, str] | None = None) -> requests.Response:
+                    params: dict[str, str] | None = None) -> outbound.Response:
     """One authorised service call; a 401 drops the cached token and retries once.
 
-    Returns the 2xx response; raises :class:`TransientServiceError` or
-    :class:`ServiceRefused` otherwise.
+    Returns the 2xx response; raises :class:`TransientServiceError`,
+    :class:`ServiceRefused` or :class:`ServiceUrlRefused` otherwise. The URL is checked
+    before any token is asked for.
     """
+    try:
+        outbound.check_url(url, platform_policy(platform))
+    except outbound.OutboundRefused as exc:
+        raise ServiceUrlRefused(f"{method} {url}: not sent: {exc.reason}") from None
     for attempt in (1, 2):
         headers = {"Authorization": f"Bearer {get_token(platform, scopes)}"}
         if accept:
@@ -248,13 +290,9 @@ def service_request(platform: LtiPlatform, method: str, url: str, scopes: list[s
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
             data = json.dumps(body)
-        try:
-            response = requests.request(method, url, data=data, headers=headers, params=params,
-                                        timeout=timeout())
-        except requests.RequestException as exc:
-            raise TransientServiceError(
-                f"{method} {url} failed: {type(exc).__name__}") from None
-        if response.status_code == 401:
+        response = _call(platform, method, url, f"{method} {url}", data=data,
+                         headers=headers, params=params)
+        if response.status == 401:
             drop_token(platform, scopes)
             if attempt == 1:
                 continue

@@ -5,6 +5,8 @@ Services take plain values, ``flush()`` and never commit (the CLI command or vie
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,6 +81,7 @@ def register_platform(
     role_mapping: dict[str, Any] | None = None,
     enabled: bool = True,
     grant_org_roles: bool = False,
+    allowed_hosts: Iterable[str] = (),
 ) -> LtiPlatform:
     """Register a platform (unique by issuer + client_id) in one organisation.
 
@@ -122,6 +125,11 @@ def register_platform(
             (token_audience, LtiPlatform.token_audience, "The token audience"),
             *((d, LtiDeployment.deployment_id, "A deployment id") for d in deployments)):
         check_fits(value, column, what)
+    hosts = []
+    for host in allowed_hosts:
+        host = check_host(host)
+        if host not in hosts:
+            hosts.append(host)
     if find_platform(issuer, client_id) is not None:
         raise Conflict(f"a platform with issuer {issuer} and client id {client_id} exists",
                        field="client_id")
@@ -139,7 +147,7 @@ def register_platform(
         auth_token_url=auth_token_url, key_set_url=key_set_url,
         public_key_pem=public_key_pem, token_audience=token_audience,
         enabled=enabled, role_mapping=role_mapping or {},
-        grant_org_roles=bool(grant_org_roles),
+        grant_org_roles=bool(grant_org_roles), allowed_hosts=hosts,
     )
     platform.deployments = [LtiDeployment(deployment_id=d) for d in deployments]
     db.session.add(platform)
@@ -147,6 +155,53 @@ def register_platform(
     record_audit("lti.platform.add", actor=None, organisation_id=org.id,
                  target=("lti_platform", platform.id),
                  details={"issuer": issuer, "client_id": client_id, "deployments": deployments})
+    return platform
+
+
+_HOST = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)"
+                   r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def check_host(value: str | None) -> str:
+    """A bare host name or IP address (no scheme, port or path), lower-cased.
+
+    Raises :class:`ValidationFailed` naming the problem otherwise.
+    """
+    host = (value or "").strip().lower().rstrip(".")
+    if not host:
+        raise ValidationFailed("a host name is required", field="allowed_host")
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if not _HOST.fullmatch(host):
+        raise ValidationFailed(f"{value!r} is not a host name (give the host only, e.g. "
+                               "hospital.instructure.com: no scheme, port or path)",
+                               field="allowed_host")
+    return host
+
+
+def set_allowed_host(platform_id: int, host: str, allowed: bool) -> LtiPlatform:
+    """Allow (or stop allowing) service URLs on ``host`` for this registration.
+
+    AGS and NRPS URLs are called only on the registration's issuer, token and key-set hosts
+    and these (issue 10.1). Audited; flushes, the caller commits.
+    """
+    platform = get_platform(platform_id)
+    host = check_host(host)
+    hosts = list(platform.allowed_hosts or [])
+    if allowed and host not in hosts:
+        hosts.append(host)
+    elif not allowed:
+        if host not in hosts:
+            raise NotFound(f"{host} is not an allowed host of platform {platform_id}")
+        hosts.remove(host)
+    platform.allowed_hosts = hosts
+    db.session.flush()
+    record_audit("lti.platform.allow_host" if allowed else "lti.platform.revoke_host",
+                 actor=None, organisation_id=platform.organisation_id,
+                 target=("lti_platform", platform.id), details={"host": host})
     return platform
 
 

@@ -12,6 +12,9 @@ pylti1p3 2.0.0 (not forked; subclassed here) leaves these to the tool:
   require ``exp`` and ``iat``.
 - key rotation: with caching it never refetches the platform JWKS on an unknown ``kid``. We
   cache per key set URL in-process and refetch once when the ``kid`` is not in the cache.
+- key set fetch: it calls ``requests`` itself with a per-read timeout only. Ours goes
+  through :mod:`lms_plugin.outbound` (total deadline, size cap, no redirects, address
+  rule) and refuses a key set in which two keys share a ``kid`` (issue 10.3).
 - algorithms: it trusts the header's ``alg``. We accept RS256 only (so ``none`` and HS256
   signed with the public key as secret are refused before any key is looked up).
 - disabled registrations are refused (403) at login and at launch.
@@ -26,7 +29,6 @@ import time
 import typing as t
 
 import jwt
-import requests
 from flask import current_app
 from jwt.algorithms import RSAAlgorithm
 from pylti1p3.actions import Action
@@ -38,6 +40,7 @@ from pylti1p3.tool_config import ToolConfAbstract
 from sqlalchemy import event, select
 from sqlalchemy.orm import lazyload
 
+from lms_plugin import outbound
 from lms_plugin.extensions import db
 from lms_plugin.lti import claims as claim_rules
 from lms_plugin.lti import launch, nonces
@@ -265,6 +268,37 @@ class DbToolConf(ToolConfAbstract):
         return public_jwks()
 
 
+def fetch_key_set(url: str) -> list[dict[str, t.Any]]:
+    """GET a platform's key set through the outbound client; return its JWKs (dicts).
+
+    Raises :class:`LaunchRejected` (401) when the set cannot be fetched within the
+    outbound deadline and size cap, is not a JSON key set, or is ambiguous: two keys with
+    the same ``kid`` would let their order decide which key verifies (RFC 7517 section 4.5
+    asks for distinct kids within a set).
+    """
+    try:
+        response = outbound.request("GET", url, outbound.policy_for([url]),
+                                    headers={"Accept": "application/json"})
+    except outbound.OutboundError as exc:
+        raise LaunchRejected(f"could not fetch the platform key set {url}: {exc.reason}",
+                             401) from None
+    if response.status != 200:
+        raise LaunchRejected(f"could not fetch the platform key set {url}: HTTP "
+                             f"{response.status}", 401)
+    try:
+        keyset = response.json()
+    except ValueError:
+        raise LaunchRejected(f"the platform key set {url} is not JSON", 401) from None
+    jwks = keyset.get("keys") if isinstance(keyset, dict) else None
+    jwks = [jwk for jwk in jwks if isinstance(jwk, dict)] if isinstance(jwks, list) else []
+    kids = [jwk.get("kid") for jwk in jwks]
+    duplicates = sorted({str(k) for k in kids if k is not None and kids.count(k) > 1})
+    if duplicates:
+        raise LaunchRejected(f"the platform key set {url} has several keys with kid "
+                             f"{', '.join(duplicates)}: refusing the ambiguous set", 401)
+    return jwks
+
+
 class PlatformKeyCache:
     """Platform public keys per key set URL, parsed once, shared by the worker's threads."""
 
@@ -277,18 +311,14 @@ class PlatformKeyCache:
         with self._lock:
             self._sets.clear()
 
-    def _fetch(self, url: str, session: requests.Session) -> dict[str, t.Any]:
-        try:
-            response = session.get(url, timeout=10)
-            response.raise_for_status()
-            keyset = response.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise LaunchRejected(f"could not fetch the platform key set {url}: {exc}",
-                                 401) from exc
+    def _fetch(self, url: str) -> dict[str, t.Any]:
+        """The usable RS256 keys of the set at ``url`` by kid (see :func:`fetch_key_set`)."""
+        jwks = fetch_key_set(url)
         keys: dict[str, t.Any] = {}
-        for jwk in keyset.get("keys", []) if isinstance(keyset, dict) else []:
+        for jwk in jwks:
             kid = jwk.get("kid")
-            if not kid or jwk.get("kty") != "RSA" or jwk.get("alg", ALLOWED_ALG) != ALLOWED_ALG:
+            if (not isinstance(kid, str) or not kid or jwk.get("kty") != "RSA"
+                    or jwk.get("alg", ALLOWED_ALG) != ALLOWED_ALG):
                 continue
             try:
                 keys[kid] = RSAAlgorithm.from_jwk(json.dumps(jwk))
@@ -298,14 +328,14 @@ class PlatformKeyCache:
             self._sets[url] = (time.monotonic(), keys)
         return keys
 
-    def key_for(self, url: str, kid: str, session: requests.Session) -> t.Any:
+    def key_for(self, url: str, kid: str) -> t.Any:
         with self._lock:
             cached = self._sets.get(url)
         fresh = cached is None or time.monotonic() - cached[0] > self.lifetime
-        keys = self._fetch(url, session) if fresh else cached[1]  # type: ignore[index]
+        keys = self._fetch(url) if fresh else cached[1]  # type: ignore[index]
         if kid not in keys and not fresh:
             # Unknown kid with a cached set: the platform may have rotated; refetch once.
-            keys = self._fetch(url, session)
+            keys = self._fetch(url)
         if kid not in keys:
             raise LaunchRejected(f"unknown key id (kid) {kid!r} for this platform", 401)
         return keys[kid]
@@ -434,6 +464,11 @@ class LaunchValidator(FlaskMessageLaunch):
         self._registration = registration
         return self
 
+    def fetch_public_key(self, key_set_url: str) -> dict[str, t.Any]:
+        """pylti1p3's own fetch uses ``requests`` with no timeout at all; ours goes through
+        the outbound client (unused by our validation, kept safe for any library path)."""
+        return {"keys": fetch_key_set(key_set_url)}
+
     def validate_jwt_signature(self) -> LaunchValidator:
         assert self._registration is not None
         reg = self._registration
@@ -445,7 +480,7 @@ class LaunchValidator(FlaskMessageLaunch):
                 raise LaunchRejected("id_token header has no key id (kid)", 401)
             if not reg.get_key_set_url():
                 raise LaunchRejected("registration has no key set URL nor public key", 401)
-            key = platform_keys.key_for(reg.get_key_set_url(), kid, self._requests_session)
+            key = platform_keys.key_for(reg.get_key_set_url(), kid)
         try:
             jwt.decode(
                 self._get_id_token(), key, algorithms=[ALLOWED_ALG],

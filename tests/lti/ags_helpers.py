@@ -82,7 +82,7 @@ def fake_lms() -> Iterator[FakeLms]:
 def services(app, make_platform, fake_lms) -> Iterator[Services]:
     """A platform whose token endpoint is the fake LMS, which trusts the tool's key."""
     platform = make_platform()
-    saved = {name: app.config.get(name) for name in ("LTI_SERVICE_TIMEOUT",
+    saved = {name: app.config.get(name) for name in ("LMS_OUTBOUND_DEADLINE",
                                                       "LMS_JOB_GIVE_UP_AFTER")}
     with app.app_context():
         row = db.session.get(LtiPlatform, platform.platform_id)

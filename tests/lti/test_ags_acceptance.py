@@ -36,7 +36,7 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 def test_thousand_completions_deliver_exactly_the_newest_scores(app, client, launcher,
                                                                 services, factory,
                                                                 users, per_key):
-    app.config["LTI_SERVICE_TIMEOUT"] = 0.1
+    app.config["LMS_OUTBOUND_DEADLINE"] = 0.1
     app.config["LMS_JOB_GIVE_UP_AFTER"] = "30d"
     lms = services.lms
     lms.hang = 0.25

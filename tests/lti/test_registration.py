@@ -9,6 +9,7 @@ database exactly as it was.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import threading
@@ -217,6 +218,18 @@ def fake_platform() -> Iterator[FakePlatform]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+
+
+#: The outbound deadline in these tests: every failure answers no sooner than this.
+DEADLINE = 0.5
+
+
+@pytest.fixture(autouse=True)
+def _short_deadline(app) -> Iterator[None]:
+    saved = app.config.get("LMS_OUTBOUND_DEADLINE")
+    app.config["LMS_OUTBOUND_DEADLINE"] = DEADLINE
+    yield
+    app.config["LMS_OUTBOUND_DEADLINE"] = saved
 
 
 def counts(app) -> dict[str, int]:
@@ -465,88 +478,111 @@ def _fails(client, url: str, status: int, *phrases: str) -> str:
     return html
 
 
+UNIFORM = "could not be fetched or were not usable"
+
+
+def _fails_uniformly(client, url: str, caplog, *logged: str) -> str:
+    """The one answer for every failure after the URL was accepted; the reason is logged
+    for the tool's administrator, never shown to the (anonymous) caller."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lms_plugin.lti.registration"):
+        started = time.monotonic()
+        html = _fails(client, url, 400, UNIFORM)
+        elapsed = time.monotonic() - started
+    assert elapsed >= DEADLINE * 0.95, elapsed  # same timing, whatever failed
+    log = " ".join(r.getMessage() for r in caplog.records)
+    for phrase in logged:
+        assert phrase in log, log
+        assert phrase not in html
+    return html
+
+
 def test_missing_openid_configuration(client, unchanged):
     _fails(client, "/lti/register?registration_token=x", 400, "openid_configuration is missing")
     unchanged()
 
 
-def test_unreachable_configuration_url(client, unchanged):
+def test_unreachable_configuration_url(client, unchanged, caplog):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/mod/lti/openid-configuration.php"
-    _fails(client, f"/lti/register?openid_configuration={url}", 400, "could not reach")
+    _fails_uniformly(client, f"/lti/register?openid_configuration={url}", caplog,
+                     "could not be reached")
     unchanged()
 
 
-def test_configuration_that_times_out(client, fake_platform, unchanged, monkeypatch):
+def test_configuration_that_times_out(client, fake_platform, unchanged, caplog):
     fake_platform.moodle()
-    fake_platform.delay = 1.0
-    monkeypatch.setattr(registration, "READ_TIMEOUT", 0.2)
-    _fails(client, fake_platform.register_url(), 400, "did not answer in time")
+    fake_platform.delay = DEADLINE * 3
+    started = time.monotonic()
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "no complete answer")
+    assert time.monotonic() - started < DEADLINE * 2.5  # cut at the deadline
     unchanged()
 
 
-def test_configuration_that_is_not_json(client, fake_platform, unchanged):
+def test_configuration_that_is_not_json(client, fake_platform, unchanged, caplog):
     fake_platform.moodle()
     fake_platform.config_body = b"<html>Moodle login page</html>"
-    _fails(client, fake_platform.register_url(), 422, "not valid JSON")
+    html = _fails_uniformly(client, fake_platform.register_url(), caplog, "not valid JSON")
+    assert "Moodle login page" not in html
     assert fake_platform.registration_requests() == []
     unchanged()
 
 
-def test_configuration_http_error(client, fake_platform, unchanged):
+def test_configuration_http_error(client, fake_platform, unchanged, caplog):
     fake_platform.canvas()
     fake_platform.config_status = 401
-    _fails(client, fake_platform.register_url(), 400, "answered HTTP 401")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "answered HTTP 401")
     unchanged()
 
 
-def test_configuration_redirect_is_not_followed(client, fake_platform, unchanged):
+def test_configuration_redirect_is_not_followed(client, fake_platform, unchanged, caplog):
     fake_platform.moodle()
     fake_platform.config_status = 302
-    _fails(client, fake_platform.register_url(), 400, "answered HTTP 302")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "answered HTTP 302")
     assert len(fake_platform.requests) == 1  # /elsewhere never requested
     unchanged()
 
 
-def test_issuer_mismatch(client, fake_platform, unchanged):
+def test_issuer_mismatch(client, fake_platform, unchanged, caplog):
     fake_platform.canvas()
     fake_platform.config["issuer"] = "https://canvas.instructure.com"
-    html = _fails(client, fake_platform.register_url(), 422, "does not match the origin")
-    assert "https://canvas.instructure.com" in html
+    html = _fails_uniformly(client, fake_platform.register_url(), caplog,
+                            "does not match the origin", "https://canvas.instructure.com")
+    assert "https://canvas.instructure.com" not in html
     assert fake_platform.registration_requests() == []
     unchanged()
 
 
-def test_issuer_on_another_port_is_a_mismatch(client, fake_platform, unchanged):
+def test_issuer_on_another_port_is_a_mismatch(client, fake_platform, unchanged, caplog):
     fake_platform.moodle()
     fake_platform.config["issuer"] = "http://127.0.0.1:1"
-    _fails(client, fake_platform.register_url(), 422, "does not match the origin")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "does not match the origin")
     unchanged()
 
 
 @pytest.mark.parametrize("missing", ["registration_endpoint", "jwks_uri", "token_endpoint",
                                      "authorization_endpoint"])
-def test_required_endpoint_missing(client, fake_platform, unchanged, missing):
+def test_required_endpoint_missing(client, fake_platform, unchanged, missing, caplog):
     fake_platform.moodle()
     del fake_platform.config[missing]
-    _fails(client, fake_platform.register_url(), 422, f"has no {missing}")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, f"has no {missing}")
     assert fake_platform.registration_requests() == []
     unchanged()
 
 
-def test_platform_configuration_claim_missing(client, fake_platform, unchanged):
+def test_platform_configuration_claim_missing(client, fake_platform, unchanged, caplog):
     fake_platform.moodle()
     del fake_platform.config[registration.PLATFORM_CONFIGURATION]
-    _fails(client, fake_platform.register_url(), 422, "not an LTI 1.3 platform")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "not an LTI 1.3 platform")
     unchanged()
 
 
-def test_endpoint_on_plain_http_elsewhere_is_refused(client, fake_platform, unchanged):
+def test_endpoint_on_plain_http_elsewhere_is_refused(client, fake_platform, unchanged, caplog):
     fake_platform.moodle()
     fake_platform.config["jwks_uri"] = "http://moodle.example.org/mod/lti/certs.php"
-    _fails(client, fake_platform.register_url(), 422, "jwks_uri must use https")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "jwks_uri must use https")
     unchanged()
 
 
@@ -555,7 +591,7 @@ def test_plain_http_configuration_url_is_refused_without_any_request(client, unc
     def no_network(*args, **kwargs):
         raise AssertionError("no request may be made for an http URL")
 
-    monkeypatch.setattr(registration.requests, "request", no_network)
+    monkeypatch.setattr(registration.outbound, "request", no_network)
     url = "http://moodle.example.org/mod/lti/openid-configuration.php"
     _fails(client, f"/lti/register?openid_configuration={url}", 400, "must use https")
     _fails(client, "/lti/register?openid_configuration=ftp://x.example.org/c", 400,
@@ -574,36 +610,37 @@ def test_localhost_http_is_refused_in_production(app, client, fake_platform, unc
     unchanged()
 
 
-def test_platform_rejects_registration(client, fake_platform, unchanged):
+def test_platform_rejects_registration(client, fake_platform, unchanged, caplog):
     fake_platform.moodle()
     fake_platform.registration_status = 401
     fake_platform.registration_answer = {"error": "token_already_used"}
-    _fails(client, fake_platform.register_url(), 400, "refused the registration",
-           "HTTP 401", "token_already_used")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "refused the registration",
+                     "HTTP 401", "token_already_used")
     unchanged()
 
 
-def test_platform_rejects_registration_with_oauth_error(client, fake_platform, unchanged):
+def test_platform_rejects_registration_with_oauth_error(client, fake_platform, unchanged,
+                                                       caplog):
     fake_platform.canvas()
     fake_platform.registration_status = 400
     fake_platform.registration_answer = {"error": "invalid_client_metadata",
                                          "error_description": "scope not allowed"}
-    _fails(client, fake_platform.register_url(), 400, "invalid_client_metadata",
-           "scope not allowed")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "invalid_client_metadata",
+                     "scope not allowed")
     unchanged()
 
 
-def test_registration_answer_without_client_id(client, fake_platform, unchanged):
+def test_registration_answer_without_client_id(client, fake_platform, unchanged, caplog):
     fake_platform.moodle()
     fake_platform.registration_answer = {"application_type": "web"}
-    _fails(client, fake_platform.register_url(), 422, "has no client_id")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "has no client_id")
     unchanged()
 
 
-def test_registration_answer_not_json(client, fake_platform, unchanged):
+def test_registration_answer_not_json(client, fake_platform, unchanged, caplog):
     fake_platform.moodle()
     fake_platform.registration_answer = "not an object"
-    _fails(client, fake_platform.register_url(), 422, "not a JSON object")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "not a JSON object")
     unchanged()
 
 
@@ -617,10 +654,10 @@ def test_duplicate_registration_is_refused(app, client, fake_platform):
     assert counts(app) == before
 
 
-def test_oversized_configuration_is_refused(client, fake_platform, unchanged):
+def test_oversized_configuration_is_refused(client, fake_platform, unchanged, caplog):
     fake_platform.moodle()
     fake_platform.config["padding"] = "x" * (registration.MAX_RESPONSE_BYTES + 10)
-    _fails(client, fake_platform.register_url(), 400, "larger than")
+    _fails_uniformly(client, fake_platform.register_url(), caplog, "larger than")
     unchanged()
 
 
@@ -658,3 +695,121 @@ def test_https_issuer_matches_default_port():
         registration.parse_platform_configuration(
             doc, "https://evil.example.org/mod/lti/openid-configuration.php",
             allow_http_localhost=False)
+
+
+# ------------------------------------------------------------- unauthenticated SSRF (10.2)
+
+
+def test_registration_endpoint_on_another_origin_gets_no_token(client, fake_platform,
+                                                               unchanged, caplog):
+    """The registration token is POSTed only to the configuration's own origin."""
+    other = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    elsewhere = FakePlatform(base=f"http://127.0.0.1:{other.server_address[1]}")
+    other.RequestHandlerClass = _handler_for(elsewhere)
+    thread = threading.Thread(target=other.serve_forever, daemon=True)
+    thread.start()
+    try:
+        fake_platform.moodle()
+        fake_platform.config["registration_endpoint"] = elsewhere.base + "/steal"
+        _fails_uniformly(client, fake_platform.register_url(), caplog,
+                         "registration_endpoint", "is not on the origin")
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert elsewhere.requests == []
+    assert fake_platform.registration_requests() == []
+    unchanged()
+
+
+def test_every_failure_looks_the_same_to_the_caller(client, fake_platform, unchanged, caplog):
+    """Closed port, silent server, HTTP error, not an LMS: one status, one page, one timing
+    floor, so the page cannot be used to map what listens where."""
+    fake_platform.moodle()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/mod/lti/openid-configuration.php"
+    pages = {"closed port": _fails_uniformly(
+        client, f"/lti/register?openid_configuration={closed}", caplog)}
+    fake_platform.config_status = 404
+    pages["http error"] = _fails_uniformly(client, fake_platform.register_url(), caplog)
+    fake_platform.config_status = 200
+    fake_platform.config_body = b"SSH-2.0-OpenSSH_9.6"
+    pages["not an LMS"] = _fails_uniformly(client, fake_platform.register_url(), caplog)
+    assert len(set(pages.values())) == 1, pages
+    unchanged()
+
+
+def test_host_resolving_to_loopback_is_refused_when_private_addresses_are_blocked(
+        app, client, fake_platform, unchanged, caplog, monkeypatch):
+    """``localhost`` is a name: the address is checked when connecting (DNS rebinding)."""
+    fake_platform.moodle()
+    monkeypatch.setitem(app.config, "LMS_OUTBOUND_BLOCK_PRIVATE", True)
+    port = fake_platform.base.rsplit(":", 1)[1]
+    url = f"http://localhost:{port}/mod/lti/openid-configuration.php"
+    _fails_uniformly(client, f"/lti/register?openid_configuration={url}", caplog,
+                     "loopback, private or reserved")
+    assert fake_platform.requests == []
+    unchanged()
+
+
+def test_anonymous_caller_does_not_see_the_organisation(app, client, factory, fake_platform):
+    factory.organisation("St Elsewhere Secret Division")
+    fake_platform.moodle()
+    response = client.get(fake_platform.register_url())
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "St Elsewhere Secret Division" not in html
+    assert "Organisation" not in html
+
+
+def test_admin_sees_the_organisation_the_registration_joined(client, login_as, fake_platform):
+    login_as("admin", org="Mercy Health")
+    fake_platform.moodle()
+    response = client.post("/lti/register", data={
+        "csrf_token": csrf_token(client, fake_platform.register_url()),
+        "openid_configuration": fake_platform.config_url, "registration_token": TOKEN})
+    assert response.status_code == 200
+    assert "Mercy Health" in response.get_data(as_text=True)
+
+
+def test_registration_token_is_not_written_to_the_access_log(app, caplog):
+    """werkzeug's access log, through a real server: the request line is redacted."""
+    from urllib.error import HTTPError
+    from urllib.request import urlopen
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    secret = "SECRET-registration-token-123"
+    url = (f"http://127.0.0.1:{server.server_port}/lti/register?openid_configuration="
+           f"ftp://x.example.org/c&registration_token={secret}")
+    try:
+        with caplog.at_level(logging.INFO, logger="werkzeug"):
+            try:
+                urlopen(url, timeout=5)
+            except HTTPError as exc:
+                assert exc.code == 400
+    finally:
+        server.shutdown()
+        server.server_close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    assert any("/lti/register" in line for line in lines), lines
+    assert not any(secret in line for line in lines), lines
+    assert any("registration_token=[redacted]" in line for line in lines), lines
+
+
+def test_registration_token_is_not_written_to_gunicorns_access_log(app, caplog):
+    """gunicorn logs its access line with a dict of atoms (request line, query, referrer)."""
+    secret = "SECRET-registration-token-456"
+    atoms = {"h": "10.0.0.1", "r": f"GET /lti/register?registration_token={secret} HTTP/1.1",
+             "q": f"openid_configuration=x&registration_token={secret}",
+             "f": f"https://tool/lti/register?registration_token%3D{secret}", "s": "200",
+             "U": f"/lti/launch?state=s&id_token={secret}"}
+    with caplog.at_level(logging.INFO, logger="gunicorn.access"):
+        logging.getLogger("gunicorn.access").info(
+            '%(h)s "%(r)s" %(s)s "%(q)s" "%(f)s" %(U)s', atoms)
+    line = caplog.records[-1].getMessage()
+    assert secret not in line and line.count("[redacted]") == 4, line
+    assert "state=s&id_token=[redacted]" in line
