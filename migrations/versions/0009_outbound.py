@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0009_outbound'
-down_revision = '0006'
+down_revision = '0008_lti_launch'
 branch_labels = None
 depends_on = None
 
