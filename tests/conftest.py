@@ -66,7 +66,7 @@ def app(database_url: str) -> Iterator[Flask]:
         "LMS_BASE_URL": "http://tool.test",
         "WTF_CSRF_ENABLED": True,
         # Redis when the run has it (CI's second run), under a prefix of this run only.
-        "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
+        "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "lmsdb://",
         "RATELIMIT_KEY_PREFIX": f"lms-test-{os.getpid()}-{uuid.uuid4().hex[:6]}",
         "SERVER_NAME": None,
     })

@@ -47,3 +47,16 @@ def ensure_admin(email: str, organisation: str) -> None:
     base = current_app.config["LMS_BASE_URL"]
     click.echo(f"Created admin {result.user.email}; sign in at {base}/auth/login")
     click.echo(f"One-time password (change it at first sign-in): {result.password}")
+
+
+@users_cli.command("sign-out")
+@click.option("--email", required=True, help="Email of the person to sign out everywhere.")
+def sign_out(email: str) -> None:
+    """End every session of a person now (a lost badge, a shared workstation left open)."""
+    try:
+        user, ended = services.sign_out_everywhere(email)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Signed out {user.email or user.name}: {ended} session(s) ended.")
