@@ -137,16 +137,7 @@ def register_commands(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    @app.after_request
-    def _security_headers(response):
-        # Framed by the LMS: no X-Frame-Options; CSP frame-ancestors stays open to any https
-        # LMS because registered platforms vary per organisation.
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'self' https: http://localhost:* http://127.0.0.1:*; "
-            "form-action 'self' https: http:",
-        )
-        return response
+    from lms_plugin.headers import register_security_headers
+
+    # Clickjacking, CSP, HSTS: frame-ancestors only for the organisation's own platforms.
+    register_security_headers(app)

@@ -36,6 +36,7 @@ ENV_VARS: dict[str, str] = {
     "LMS_DEFAULT_TIMEZONE": "time zone for new organisations (default America/New_York)",
     "LMS_LOGIN_RATE_LIMIT": "failed sign-ins allowed per account and address pair (tiers)",
     "LMS_LOGIN_ADDRESS_LIMIT": "failed sign-ins allowed per address, all accounts together",
+    "LMS_FRAME_ANCESTORS": "extra origins allowed to frame LTI pages (a hosted Canvas domain)",
     "LMS_SESSION_IDLE": "a signed-in session ends after this long without a request (30m)",
     "LMS_SESSION_MAX": "a signed-in session ends this long after sign-in, active or not (12h)",
     # Read where used, by lms_plugin.jobs.services.setting (app config first, then here):
@@ -154,6 +155,13 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         # its own address (login throttling, logs): name the proxies, or trust none.
         raise ConfigError("LMS_PROXY_FIX needs LMS_TRUSTED_PROXIES (the proxies' addresses "
                           "or CIDRs, e.g. 10.0.0.0/8)")
+    frame_ancestors = []
+    for part in filter(None, (p.strip() for p in env.get("LMS_FRAME_ANCESTORS", "").split(","))):
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", part.rstrip("/")) or (
+                production and not part.startswith("https://")):
+            raise ConfigError(f"LMS_FRAME_ANCESTORS: {part!r} is not an origin like "
+                              "https://hospital.instructure.com")
+        frame_ancestors.append(part.rstrip("/").lower())
     session_idle = parse_duration("LMS_SESSION_IDLE", env.get("LMS_SESSION_IDLE", "30m"))
     session_max = parse_duration("LMS_SESSION_MAX", env.get("LMS_SESSION_MAX", "12h"))
     if session_idle > session_max:
@@ -169,6 +177,7 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "LMS_BASE_URL": base_url,
         "LMS_PROXY_FIX": proxy_fix,
         "LMS_TRUSTED_PROXIES": trusted_proxies,
+        "LMS_FRAME_ANCESTORS": tuple(frame_ancestors),
         "LMS_DEFAULT_TIMEZONE": env.get("LMS_DEFAULT_TIMEZONE", "America/New_York"),
         # Slow down, do not lock out: tiers per account+address pair (5 in a minute, then
         # 10 in 15 minutes, 20 an hour), a looser limit per address (hospitals NAT many staff).
