@@ -107,3 +107,10 @@ class DatabaseStorage(Storage, MovingWindowSupport):
                 select(func.min(_T.c.at), func.count())
                 .where(_T.c.key == key, _T.c.at > now - expiry)).one()
         return (oldest, count) if count else (now, 0)
+
+
+def prune(now: float | None = None) -> int:
+    """Delete events past their expiry (keys never hit again keep theirs until this runs);
+    called by the ``accounts.prune_expired`` scheduled job. Flushes; the job commits."""
+    cutoff = time.time() if now is None else now
+    return db.session.execute(delete(_T).where(_T.c.expires_at <= cutoff)).rowcount or 0

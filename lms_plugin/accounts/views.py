@@ -53,14 +53,15 @@ def _pair_key() -> str:
 
 
 def _failed(response) -> bool:
-    return response.status_code != 302
+    # Only refused sign-ins count: not successes, and not requests already refused with 429
+    # (a throttled holder retrying must not push their own wait further out).
+    return response.status_code == 422
 
 
 def _retry_message() -> str:
-    wait = 60.0
-    limit = limiter.current_limit
-    if limit is not None:
-        wait = max(limit.reset_at - time.time(), 1.0)
+    # The longest wait among the limits this request broke (every tier is evaluated).
+    resets = [limit.reset_at for limit in limiter.current_limits if limit.breached]
+    wait = max([reset - time.time() for reset in resets] or [60.0])
     minutes = max(round(wait / 60), 1)
     when = "a minute" if minutes == 1 else f"{minutes} minutes"
     return f"Too many attempts. Try again in {when}."

@@ -157,3 +157,27 @@ def test_signing_in_again_ends_the_previous_session_of_that_browser(app, client,
     assert old.get("/admin/users").status_code == 302
     assert client.get("/admin/users").status_code == 200
     assert _live_sessions(app, user_id) == 1
+
+
+def test_the_scheduled_job_prunes_expired_sessions_and_limit_events(app, client, factory):
+    from lms_plugin.accounts.models import RateLimitHit
+    from lms_plugin.jobs import schedule
+    from lms_plugin.jobs import services as jobs
+
+    factory.user("admin", email="ada@example.org")
+    start = utcnow()
+    with time_machine.travel(start, tick=False) as clock:
+        assert login(client, "ada@example.org").status_code == 302
+        assert login(app.test_client(), "ada@example.org", "wrong password!").status_code == 422
+        clock.shift(timedelta(hours=2))
+        fresh = app.test_client()
+        assert login(fresh, "ada@example.org").status_code == 302
+        now = utcnow()
+        with app.app_context():
+            assert "accounts.prune_expired" in schedule.enqueue_due(now)
+            jobs.run_due_jobs("w1", now=now)
+            if not app.config.get("REDIS_URL"):  # Redis expires its keys by itself
+                assert db.session.scalar(select(func.count()).select_from(UserSession)) == 1
+                assert db.session.scalar(select(func.count()).select_from(RateLimitHit)) == 0
+        assert fresh.get("/admin/users").status_code == 200
+        assert client.get("/admin/users").status_code == 302
