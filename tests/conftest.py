@@ -93,12 +93,21 @@ def _empty_all_tables() -> None:
 
 @pytest.fixture(autouse=True)
 def _clean(app: Flask) -> Iterator[None]:
+    # Server-side sessions in Redis are keyed by user id, which restarts with every test.
+    prefix = app.config["SESSION_STORE_PREFIX"] = f"lms-test:{uuid.uuid4().hex}:session:"
     with app.app_context():
         limiter.reset()
     yield
     with app.app_context():
         _empty_all_tables()
         _db.session.remove()
+    if app.config.get("REDIS_URL"):
+        import redis
+
+        client = redis.Redis.from_url(app.config["REDIS_URL"])
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+        client.close()
 
 
 @pytest.fixture
