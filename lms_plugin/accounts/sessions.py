@@ -18,7 +18,8 @@ out everywhere" would scan every session), has an idle timeout but no absolute l
 SQLAlchemy backend creates its own table outside our migrations, and it rewrites the whole
 session on every modification - a write on the LTI launch hot path and on most requests.
 Here a request costs one primary-key read (Redis ``HMGET`` or one ``SELECT``) and a write at
-most once per ``TOUCH_EVERY``; a sign-in costs one write.
+most once per ``TOUCH_EVERY``; a sign-in or an LTI launch costs one write (one statement, or
+one Redis pipeline), which also ends the browser's previous session.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 
 from lms_plugin.accounts.models import UserSession
 from lms_plugin.db import utcnow
@@ -66,11 +67,20 @@ class DbSessionStore:
     commits: the login and the launch commit anyway), except :meth:`check`'s touch, which
     commits on its own short connection because most requests that check never commit."""
 
-    def create(self, user_id: int, now: datetime) -> str:
+    def create(self, user_id: int, now: datetime, replacing: str | None = None) -> str:
+        """One statement: the browser's previous record (``replacing``, whoever it signed
+        in) becomes the new one under a new id - an UPDATE by primary key - or, when there
+        is none, an INSERT. The previous id is dead either way."""
         sid = secrets.token_urlsafe(32)
-        db.session.add(UserSession(id=_digest(sid), user_id=user_id, created_at=now,
-                                   last_seen_at=now))
-        db.session.flush()
+        values = {"id": _digest(sid), "user_id": user_id, "created_at": now,
+                  "last_seen_at": now}
+        if replacing:
+            moved = db.session.execute(
+                update(UserSession).where(UserSession.id == _digest(replacing)).values(values),
+                execution_options={"synchronize_session": False})
+            if moved.rowcount == 1:
+                return sid
+        db.session.execute(insert(UserSession).values(values))
         return sid
 
     def check(self, sid: str, user_id: int, now: datetime, policy: SessionPolicy) -> bool:
@@ -132,11 +142,15 @@ class RedisSessionStore:
         end = min(seen + policy.idle.total_seconds(), created + policy.maximum.total_seconds())
         return max(int(end - now) + 1, 1)
 
-    def create(self, user_id: int, now: datetime) -> str:
+    def create(self, user_id: int, now: datetime, replacing: str | None = None) -> str:
+        """One round trip: the previous record of the browser (``replacing``) is deleted
+        and the new one written in the same pipeline."""
         sid = secrets.token_urlsafe(32)
         key, ts = _digest(sid), now.timestamp()
         policy = SessionPolicy.for_app()
         pipe = self.redis.pipeline(transaction=False)
+        if replacing:
+            pipe.delete(self.prefix + "s:" + _digest(replacing))
         pipe.hset(self.prefix + "s:" + key, mapping={"user": user_id, "created": ts, "seen": ts})
         pipe.expire(self.prefix + "s:" + key, self._ttl(ts, ts, ts, policy))
         pipe.sadd(self.prefix + f"u:{user_id}", key)
@@ -169,13 +183,9 @@ class RedisSessionStore:
         return True
 
     def revoke(self, sid: str) -> None:
-        key = _digest(sid)
-        found = self._read(key)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.delete(self.prefix + "s:" + key)
-        if found is not None:
-            pipe.srem(self.prefix + f"u:{found[0]}", key)
-        pipe.execute()
+        # One round trip (a relaunch ends the browser's previous session on the launch hot
+        # path); the hash left in the person's set is skipped by every reader and expires.
+        self.redis.delete(self.prefix + "s:" + _digest(sid))
 
     def revoke_user(self, user_id: int, keep_sid: str | None = None) -> int:
         keep = _digest(keep_sid) if keep_sid else None
@@ -220,9 +230,14 @@ def store() -> SessionStore:
 # --- services (plain arguments; callers commit) ----------------------------------------
 
 
-def start(user_id: int, now: datetime | None = None) -> str:
-    """Record a new sign-in of ``user_id``; the session id to put in the cookie."""
-    return store().create(user_id, now or utcnow())
+def start(user_id: int, now: datetime | None = None, replacing: str | None = None) -> str:
+    """Record a new sign-in of ``user_id``; the session id to put in the cookie.
+
+    ``replacing``: the session id the browser held before (any person's): it ends in the
+    same single write, so a sign-in or relaunch never leaves the old cookie alive.
+    """
+    old = replacing if isinstance(replacing, str) and replacing else None
+    return store().create(user_id, now or utcnow(), replacing=old)
 
 
 def is_alive(sid: str | None, user_id: int, now: datetime | None = None) -> bool:

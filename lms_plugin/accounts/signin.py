@@ -23,8 +23,7 @@ def sign_in(user: User | SignedInUser) -> None:
     caller commits) and Flask-Login remembers the person."""
     old = session.get(SID_KEY)
     session.clear()
-    sessions.end(old)
-    session[SID_KEY] = sessions.start(user.id)
+    session[SID_KEY] = sessions.start(user.id, replacing=old)  # one write; the old id dies
     login_user(user)
 
 
