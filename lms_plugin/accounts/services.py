@@ -12,6 +12,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
 from limits import parse as parse_limit
 from sqlalchemy import func, select
 
@@ -197,7 +198,9 @@ def record_login_throttled(email: str, address: str, limit: str, *,
     At most one event per email, address and minute: a flood of refused attempts is one
     line, not thousands (the dedupe key lives in the limiter's shared storage).
     """
-    if not limiter.limiter.hit(parse_limit("1/minute"), "audit-throttle", email, address):
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX") or "lms"
+    if not limiter.limiter.hit(parse_limit("1/minute"), prefix, "audit-throttle", email,
+                               address):
         return None
     cred = db.session.scalar(select(LocalCredential).where(LocalCredential.email == email))
     return record_audit(

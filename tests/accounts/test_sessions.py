@@ -181,3 +181,12 @@ def test_the_scheduled_job_prunes_expired_sessions_and_limit_events(app, client,
                 assert db.session.scalar(select(func.count()).select_from(RateLimitHit)) == 0
         assert fresh.get("/admin/users").status_code == 200
         assert client.get("/admin/users").status_code == 302
+
+
+def test_a_deactivated_person_is_signed_out_at_the_next_request(app, client, login_as):
+    user_id = login_as("admin")
+    assert client.get("/admin/users").status_code == 200
+    with app.app_context():
+        db.session.get(User, user_id).active = False
+        db.session.commit()
+    assert client.get("/admin/users").status_code == 302
