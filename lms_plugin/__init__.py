@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from ipaddress import ip_address
 from typing import Any
 
 from flask import Flask
@@ -17,9 +18,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_config(app.instance_path))
     app.config.update(config or {})
 
-    if app.config["LMS_PROXY_FIX"]:
-        n = app.config["LMS_PROXY_FIX"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)  # type: ignore[method-assign]
+    if app.config["LMS_PROXY_FIX"] and app.config.get("LMS_TRUSTED_PROXIES"):
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, app.config["LMS_TRUSTED_PROXIES"], app.config["LMS_PROXY_FIX"])
 
     register_extensions(app)
     from lms_plugin.routing import register_converters
@@ -39,22 +40,54 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+class TrustedProxyFix:
+    """Werkzeug's ProxyFix, applied only to requests that come from a configured proxy.
+
+    A client that reaches the tool directly (bypassing the load balancer) would otherwise
+    choose its own address with ``X-Forwarded-For`` - and with it its login throttling
+    bucket and what the logs say. ``networks``: ``LMS_TRUSTED_PROXIES``; ``hops``:
+    ``LMS_PROXY_FIX`` (how many proxies append to the headers).
+    """
+
+    def __init__(self, wsgi_app: Any, networks: tuple[Any, ...], hops: int) -> None:
+        self.direct = wsgi_app
+        self.proxied = ProxyFix(wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+        self.networks = networks
+
+    def _trusted(self, remote: str | None) -> bool:
+        try:
+            address = ip_address(remote or "")
+        except ValueError:
+            return False
+        if getattr(address, "ipv4_mapped", None):
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if self._trusted(environ.get("REMOTE_ADDR")):
+            return self.proxied(environ, start_response)
+        return self.direct(environ, start_response)
+
+
 def register_extensions(app: Flask) -> None:
     from lms_plugin import (
         health,
         models,  # noqa: F401  (register every table on the metadata)
     )
-    from lms_plugin.accounts.services import load_user
+    from lms_plugin.accounts.signin import load_user
     from lms_plugin.extensions import csrf, db, limiter, login_manager, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(health.MIGRATIONS_DIR), render_as_batch=True)
     csrf.init_app(app)
-    app.config.setdefault(
-        "RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://"
-    )
+    from lms_plugin.accounts import limits_storage  # noqa: F401  (registers lmsdb://)
+
+    # Shared by every process: Redis when configured, else the database (never per process).
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "lmsdb://")
     # Moving window: a burst straddling a minute boundary cannot double the allowance.
     app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
+    # Evaluate every tier of a limit, so "try again in N minutes" names the longest wait.
+    app.config.setdefault("RATELIMIT_FAIL_ON_FIRST_BREACH", False)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "accounts.login"
@@ -115,16 +148,7 @@ def register_commands(app: Flask) -> None:
 
 
 def register_template_helpers(app: Flask) -> None:
-    @app.after_request
-    def _security_headers(response):
-        # Framed by the LMS: no X-Frame-Options; CSP frame-ancestors stays open to any https
-        # LMS because registered platforms vary per organisation.
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'self' https: http://localhost:* http://127.0.0.1:*; "
-            "form-action 'self' https: http:",
-        )
-        return response
+    from lms_plugin.headers import register_security_headers
+
+    # Clickjacking, CSP, HSTS: frame-ancestors only for the organisation's own platforms.
+    register_security_headers(app)

@@ -11,6 +11,8 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,14 @@ ENV_VARS: dict[str, str] = {
     "REDIS_URL": "optional Redis URL for cache, LTI state/nonces, rate limits and jobs",
     "LMS_BASE_URL": "the tool's public URL given to LMSs (default http://127.0.0.1:5000)",
     "SECRET_KEY": "session signing key; generated under instance/ in development",
-    "LMS_PROXY_FIX": "number of trusted reverse proxies setting X-Forwarded-* (default 0)",
+    "LMS_PROXY_FIX": "number of reverse proxies in front of the tool (X-Forwarded-* hops)",
+    "LMS_TRUSTED_PROXIES": "comma-separated addresses/CIDRs whose X-Forwarded-* are trusted",
     "LMS_DEFAULT_TIMEZONE": "time zone for new organisations (default America/New_York)",
-    "LMS_LOGIN_RATE_LIMIT": "failed-login limit per account and per address (default 5/minute)",
+    "LMS_LOGIN_RATE_LIMIT": "failed sign-ins allowed per account and address pair (tiers)",
+    "LMS_LOGIN_ADDRESS_LIMIT": "failed sign-ins allowed per address, all accounts together",
+    "LMS_FRAME_ANCESTORS": "extra origins allowed to frame LTI pages (a hosted Canvas domain)",
+    "LMS_SESSION_IDLE": "a signed-in session ends after this long without a request (30m)",
+    "LMS_SESSION_MAX": "a signed-in session ends this long after sign-in, active or not (12h)",
     # Read where used, by lms_plugin.jobs.services.setting (app config first, then here):
     "LMS_JOB_GIVE_UP_AFTER": "age after which a failing background job is marked failed",
     "LMS_JOB_BACKOFF_BASE": "first retry delay of a background job",
@@ -45,6 +52,43 @@ ENV_VARS: dict[str, str] = {
     "LMS_OUTBOUND_BLOCK_PRIVATE": "1 refuses non-public addresses (always on in production)",
     "LMS_OUTBOUND_PRIVATE_NETWORKS": "networks (CIDR, comma-separated) an intranet LMS uses",
 }
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(name: str, value: str) -> timedelta:
+    """``90``, ``"90s"``, ``"30m"``, ``"12h"`` or ``"2d"`` as a positive timedelta.
+
+    Raises ConfigError naming the setting for anything else (zero or negative included).
+    """
+    match = _DURATION.match(value)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{name} must be a positive duration (e.g. 90s, 30m, 12h), "
+                          f"not {value!r}")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_networks(name: str, value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated addresses or CIDRs (``10.0.0.0/8, 192.0.2.7``); ConfigError if bad."""
+    networks = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        try:
+            networks.append(ip_network(part, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {part!r} is not an IP address or CIDR") from None
+    return tuple(networks)
+
+
+def _rate_limit(name: str, value: str) -> str:
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must look like '5/minute;20/hour', not {value!r}") from None
+    return value
 
 
 def _secret_key(instance_path: Path, production: bool, env: Mapping[str, str]) -> str:
@@ -151,6 +195,25 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         proxy_fix = int(env.get("LMS_PROXY_FIX", "0") or 0)
     except ValueError:
         raise ConfigError("LMS_PROXY_FIX must be a whole number of proxies") from None
+    trusted_proxies = parse_networks("LMS_TRUSTED_PROXIES", env.get("LMS_TRUSTED_PROXIES", ""))
+    if trusted_proxies and not proxy_fix:
+        proxy_fix = 1
+    if proxy_fix and not trusted_proxies:
+        # Forwarded headers from anyone would let a client that bypasses the proxy choose
+        # its own address (login throttling, logs): name the proxies, or trust none.
+        raise ConfigError("LMS_PROXY_FIX needs LMS_TRUSTED_PROXIES (the proxies' addresses "
+                          "or CIDRs, e.g. 10.0.0.0/8)")
+    frame_ancestors = []
+    for part in filter(None, (p.strip() for p in env.get("LMS_FRAME_ANCESTORS", "").split(","))):
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", part.rstrip("/")) or (
+                production and not part.startswith("https://")):
+            raise ConfigError(f"LMS_FRAME_ANCESTORS: {part!r} is not an origin like "
+                              "https://hospital.instructure.com")
+        frame_ancestors.append(part.rstrip("/").lower())
+    session_idle = parse_duration("LMS_SESSION_IDLE", env.get("LMS_SESSION_IDLE", "30m"))
+    session_max = parse_duration("LMS_SESSION_MAX", env.get("LMS_SESSION_MAX", "12h"))
+    if session_idle > session_max:
+        raise ConfigError("LMS_SESSION_IDLE must not be longer than LMS_SESSION_MAX")
 
     https = base_url.startswith("https://")
     return {
@@ -161,8 +224,20 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
         "LMS_BASE_URL": base_url,
         "LMS_PROXY_FIX": proxy_fix,
+        "LMS_TRUSTED_PROXIES": trusted_proxies,
+        "LMS_FRAME_ANCESTORS": tuple(frame_ancestors),
         "LMS_DEFAULT_TIMEZONE": env.get("LMS_DEFAULT_TIMEZONE", "America/New_York"),
-        "LMS_LOGIN_RATE_LIMIT": env.get("LMS_LOGIN_RATE_LIMIT", "5/minute"),
+        # Slow down, do not lock out: tiers per account+address pair (5 in a minute, then
+        # 10 in 15 minutes, 20 an hour), a looser limit per address (hospitals NAT many staff).
+        "LMS_LOGIN_RATE_LIMIT": _rate_limit("LMS_LOGIN_RATE_LIMIT", env.get(
+            "LMS_LOGIN_RATE_LIMIT", "5/minute;10/15 minutes;20/hour")),
+        "LMS_LOGIN_ADDRESS_LIMIT": _rate_limit("LMS_LOGIN_ADDRESS_LIMIT", env.get(
+            "LMS_LOGIN_ADDRESS_LIMIT", "30/minute;300/hour")),
+        # Server-side sessions (accounts.sessions): shared ward workstations need a short
+        # idle timeout; the absolute lifetime also caps the signed cookie itself.
+        "LMS_SESSION_IDLE": session_idle,
+        "LMS_SESSION_MAX": session_max,
+        "PERMANENT_SESSION_LIFETIME": session_max,
         # The tool lives in LMS iframes: over HTTPS cookies must be SameSite=None; Secure.
         "SESSION_COOKIE_SECURE": https,
         "SESSION_COOKIE_SAMESITE": "None" if https else "Lax",

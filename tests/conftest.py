@@ -66,7 +66,7 @@ def app(database_url: str) -> Iterator[Flask]:
         "LMS_BASE_URL": "http://tool.test",
         "WTF_CSRF_ENABLED": True,
         # Redis when the run has it (CI's second run), under a prefix of this run only.
-        "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
+        "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "lmsdb://",
         "RATELIMIT_KEY_PREFIX": f"lms-test-{os.getpid()}-{uuid.uuid4().hex[:6]}",
         "SERVER_NAME": None,
     })
@@ -93,12 +93,21 @@ def _empty_all_tables() -> None:
 
 @pytest.fixture(autouse=True)
 def _clean(app: Flask) -> Iterator[None]:
+    # Server-side sessions in Redis are keyed by user id, which restarts with every test.
+    prefix = app.config["SESSION_STORE_PREFIX"] = f"lms-test:{uuid.uuid4().hex}:session:"
     with app.app_context():
         limiter.reset()
     yield
     with app.app_context():
         _empty_all_tables()
         _db.session.remove()
+    if app.config.get("REDIS_URL"):
+        import redis
+
+        client = redis.Redis.from_url(app.config["REDIS_URL"])
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+        client.close()
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ def test_landing_page_says_what_the_tool_is(client):
     page = response.get_data(as_text=True)
     assert "LTI 1.3" in page and "Connect your LMS" in page
     assert 'href="/static/app.css"' in page  # assets served locally, no CDN
-    assert "frame-ancestors" in response.headers["Content-Security-Policy"]
-    assert "X-Frame-Options" not in response.headers  # must work inside the LMS iframe
+    # No LTI context: nobody may frame it (LTI pages: tests/test_headers.py)
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
 
 
 def test_healthz_reports_pending_migrations_then_ok(app, client):

@@ -67,3 +67,16 @@ def set_grade_policy(organisation: str, policy: str) -> None:
         raise click.ClickException(exc.message) from None
     db.session.commit()
     click.echo(f"Grade policy of {org.name}: {org.grade_policy}.")
+
+
+@users_cli.command("sign-out")
+@click.option("--email", required=True, help="Email of the person to sign out everywhere.")
+def sign_out(email: str) -> None:
+    """End every session of a person now (a lost badge, a shared workstation left open)."""
+    try:
+        user, ended = services.sign_out_everywhere(email)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Signed out {user.email or user.name}: {ended} session(s) ended.")

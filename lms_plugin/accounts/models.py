@@ -154,6 +154,39 @@ class LocalCredential(db.Model):
     user: Mapped[User] = relationship(back_populates="credential")
 
 
+class UserSession(db.Model):
+    """One signed-in browser (server-side session record; ``accounts.sessions``).
+
+    The cookie carries a random session id; this row is keyed by its SHA-256, so a copy of
+    the table gives no usable cookie. Deleting the row ends the session at once (logout,
+    an admin's sign-out, a password change); idle and absolute expiry are checked on every
+    request and expired rows are pruned by a scheduled job. Used when Redis is not set.
+    """
+
+    __tablename__ = "user_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the sid
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class RateLimitHit(db.Model):
+    """One counted event of a rate limit (a failed sign-in…) when Redis is not configured,
+    so every web process shares the counts (``accounts.limits_storage``). Epoch seconds, as
+    the ``limits`` library counts; rows are deleted once past ``expires_at``."""
+
+    __tablename__ = "rate_limit_hit"
+    __table_args__ = (Index("ix_rate_limit_hit_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    at: Mapped[float]
+    expires_at: Mapped[float] = mapped_column(index=True)
+
+
 class AuditEvent(db.Model):
     """Who changed what, when: kept for officers and for credit-record retention."""
 

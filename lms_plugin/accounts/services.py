@@ -13,8 +13,11 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from limits import parse as parse_limit
 from sqlalchemy import func, select
 
+from lms_plugin.accounts import sessions
 from lms_plugin.accounts.models import (
     GRADE_POLICIES,
     GRANT_SOURCES,
@@ -27,7 +30,7 @@ from lms_plugin.accounts.models import (
 from lms_plugin.authz import ROLES
 from lms_plugin.db import check_fits, utcnow
 from lms_plugin.errors import Conflict, NotFound, ValidationFailed
-from lms_plugin.extensions import db
+from lms_plugin.extensions import db, limiter
 
 _hasher = PasswordHasher()
 # A real hash of a random password: verifying against it when the email is unknown keeps the
@@ -226,7 +229,13 @@ def authenticate(email: str, password: str) -> User | None:
     return cred.user
 
 
-def change_password(user: User, current: str, new: str) -> None:
+def change_password(user: User, current: str, new: str, keep_session: str | None = None) -> None:
+    """Set a new password (argon2) after checking the current one.
+
+    Every other session of the person ends (server-side records and the per-person token);
+    ``keep_session`` (the session id of the browser making the change) survives. Raises
+    ValidationFailed naming the field for a wrong current or a too-short new password.
+    """
     cred = user.credential
     if cred is None:
         raise ValidationFailed("this account signs in through the LMS", field="password")
@@ -242,7 +251,58 @@ def change_password(user: User, current: str, new: str) -> None:
     cred.password_hash = hash_password(new)
     cred.must_change_password = False
     user.session_token = secrets.token_urlsafe(24)  # sign out every other session
+    sessions.end_all(user.id, keep_sid=keep_session)
     record_audit("user.change_password", actor=user, target=("user", user.id))
+
+
+def sign_out_everywhere(email: str, actor: User | None = None) -> tuple[User, int]:
+    """An admin's "sign this person out": end every session of the person with this email
+    (local account email or profile email); returns the person and how many sessions ended.
+
+    The per-person token is rotated too, so even a session the store no longer lists (a Redis
+    flush) cannot come back. Raises NotFound for an unknown email, Conflict when several
+    people share it (LTI profiles may), naming the count.
+    """
+    email = email.strip().lower()
+    cred = db.session.scalar(select(LocalCredential).where(LocalCredential.email == email))
+    if cred is not None:
+        user = cred.user
+    else:
+        matches = list(db.session.scalars(
+            select(User).where(func.lower(User.email) == email).limit(3)))
+        if not matches:
+            raise NotFound(f"no person with the email {email}", field="email")
+        if len(matches) > 1:
+            raise Conflict(f"several people have the email {email}; sign them out from "
+                           "their admin pages", field="email")
+        user = matches[0]
+    ended = sessions.end_all(user.id)
+    user.session_token = secrets.token_urlsafe(24)
+    record_audit("user.sign_out_everywhere", actor=actor,
+                 organisation_id=user.organisation_id, target=("user", user.id),
+                 details={"sessions_ended": ended})
+    return user, ended
+
+
+def record_login_throttled(email: str, address: str, limit: str, *,
+                           per_address: bool) -> AuditEvent | None:
+    """Audit that sign-ins were refused for a while (``login.throttled``), under the
+    account's organisation when the email is a local account (so its admins see it).
+
+    At most one event per email, address and minute: a flood of refused attempts is one
+    line, not thousands (the dedupe key lives in the limiter's shared storage).
+    """
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX") or "lms"
+    if not limiter.limiter.hit(parse_limit("1/minute"), prefix, "audit-throttle", email,
+                               address):
+        return None
+    cred = db.session.scalar(select(LocalCredential).where(LocalCredential.email == email))
+    return record_audit(
+        "login.throttled", actor=None,
+        organisation_id=cred.user.organisation_id if cred else None,
+        target=("user", cred.user_id) if cred else None,
+        details={"email": email, "address": address, "limit": limit,
+                 "scope": "address" if per_address else "account+address"})
 
 
 def load_user(user_id: str) -> User | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from flask import (
@@ -11,12 +12,11 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user
 
-from lms_plugin.accounts import services
+from lms_plugin.accounts import services, signin
 from lms_plugin.accounts.forms import ChangePasswordForm, LoginForm
 from lms_plugin.authz import AUTHENTICATED, PUBLIC, allow
 from lms_plugin.errors import ValidationFailed
@@ -35,34 +35,71 @@ def _safe_next(target: str | None) -> str:
     return url_for("core.index")
 
 
-def _login_limit() -> str:
+def _pair_limit() -> str:
     return current_app.config["LMS_LOGIN_RATE_LIMIT"]
 
 
-def _email_key() -> str:
-    return "login-email:" + (request.form.get("email") or "").strip().lower()
+def _address_limit() -> str:
+    return current_app.config["LMS_LOGIN_ADDRESS_LIMIT"]
+
+
+def _email() -> str:
+    return (request.form.get("email") or "").strip().lower()[:320]
+
+
+def _pair_key() -> str:
+    # Account AND address: a guesser elsewhere slows down only their own pair, so the
+    # account holder signing in from their own workstation is never locked out by them.
+    return f"login-pair:{_email()}|{request.remote_addr}"
 
 
 def _failed(response) -> bool:
-    return response.status_code != 302
+    # Only refused sign-ins count: not successes, and not requests already refused with 429
+    # (a throttled holder retrying must not push their own wait further out).
+    return response.status_code == 422
+
+
+def _retry_message() -> str:
+    # The longest wait among the limits this request broke (every tier is evaluated).
+    resets = [limit.reset_at for limit in limiter.current_limits if limit.breached]
+    wait = max([reset - time.time() for reset in resets] or [60.0])
+    minutes = max(round(wait / 60), 1)
+    when = "a minute" if minutes == 1 else f"{minutes} minutes"
+    return f"Too many attempts. Try again in {when}."
+
+
+def _throttled(limit, per_address: bool) -> None:
+    """Audit a throttled sign-in (once per pair and minute, so a flood is one line)."""
+    services.record_login_throttled(_email(), request.remote_addr or "unknown",
+                                    str(limit.limit), per_address=per_address)
+    db.session.commit()
+
+
+def _address_throttled(limit) -> None:
+    _throttled(limit, per_address=True)
+
+
+def _pair_throttled(limit) -> None:
+    _throttled(limit, per_address=False)
 
 
 @bp.route("/auth/login", methods=["GET", "POST"])
 @allow(PUBLIC)
-# Failed attempts only, counted per account and (more loosely: a hospital NATs many staff
-# behind one address) per address; Redis-backed when configured so all workers share counts.
-@limiter.limit("30/minute;300/hour", methods=["POST"], deduct_when=_failed)
-@limiter.limit(_login_limit, methods=["POST"], key_func=_email_key,
-               deduct_when=_failed)
+# Failed attempts only, counted per address (loosely: a hospital NATs many staff behind one
+# address) and per account+address pair in tiers (slow down, do not lock out). Shared by all
+# processes: Redis when configured, else the database (accounts.limits_storage).
+@limiter.limit(_address_limit, methods=["POST"], deduct_when=_failed,
+               error_message=_retry_message, on_breach=_address_throttled)
+@limiter.limit(_pair_limit, methods=["POST"], key_func=_pair_key, deduct_when=_failed,
+               error_message=_retry_message, on_breach=_pair_throttled)
 def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = services.authenticate(form.email.data, form.password.data)
         if user is not None:
             services.record_audit("user.login", actor=user, target=("user", user.id))
+            signin.sign_in(user)  # a fresh, server-side session: no fixation, revocable
             db.session.commit()
-            session.clear()  # a fresh session: no fixation across the sign-in boundary
-            login_user(user)
             if user.credential and user.credential.must_change_password:
                 flash("Please choose a new password before you continue.", "info")
                 return redirect(url_for("accounts.change_password"))
@@ -75,8 +112,8 @@ def login():
 @bp.route("/auth/logout", methods=["POST"])
 @allow(AUTHENTICATED)
 def logout():
-    logout_user()
-    session.clear()
+    signin.sign_out()  # deletes the server-side record: a copied cookie is dead too
+    db.session.commit()
     flash("You have signed out.", "info")
     return redirect(url_for("core.index"))
 
@@ -88,12 +125,12 @@ def change_password():
     if form.validate_on_submit():
         try:
             services.change_password(current_user, form.current_password.data,
-                                     form.new_password.data)
+                                     form.new_password.data, keep_session=signin.current_sid())
         except ValidationFailed as exc:
             getattr(form, exc.field or "new_password").errors.append(exc.message)
         else:
+            signin.sign_in(current_user)  # a new session id too; every other one has ended
             db.session.commit()
-            login_user(current_user)  # re-issue the session with the new token
             flash("Password changed.", "info")
             return redirect(url_for("core.index"))
     status = 422 if request.method == "POST" else 200

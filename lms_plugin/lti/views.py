@@ -22,10 +22,10 @@ from flask import (
     request,
     session,
 )
-from flask_login import login_user
 from pylti1p3.contrib.flask import FlaskRequest
 from pylti1p3.exception import LtiException, OIDCException
 
+from lms_plugin.accounts.signin import sign_in
 from lms_plugin.authz import PUBLIC, allow
 from lms_plugin.errors import error_response
 from lms_plugin.extensions import csrf, db, limiter
@@ -228,8 +228,7 @@ def launch():
     except (LtiException, OIDCException) as exc:
         return _refuse(400, str(exc), "launch")
     # Sign in before the commit: after it the user row is expired and would be re-read.
-    session.clear()
-    login_user(outcome.user)
+    sign_in(outcome.user)  # a fresh server-side session (revocable; idle and absolute expiry)
     session["lti"] = outcome.session_data()
     db.session.commit()
     if deep_link is not None:

@@ -1,0 +1,52 @@
+"""An LTI launch signs in through a server-side session too (issue 10 item 6)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import time_machine
+
+from lms_plugin.accounts import sessions
+from lms_plugin.accounts.models import User
+from lms_plugin.db import utcnow
+from lms_plugin.extensions import db
+from tests.conftest import csrf_token
+
+
+def _user_id(app) -> int:
+    with app.app_context():
+        return db.session.query(User.id).one()[0]
+
+
+def test_launch_session_ends_at_logout_and_a_copy_dies_with_it(app, client, moodle, launcher):
+    assert launcher.launch(client, moodle).status_code == 302
+    assert client.get("/home").status_code == 200
+    thief = app.test_client()
+    thief.set_cookie("session", client.get_cookie("session").value)
+    assert thief.get("/home").status_code == 200
+    with app.app_context():
+        assert sessions.active_count(_user_id(app)) == 1
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/home")})
+    assert thief.get("/home").status_code in (302, 401)
+    with app.app_context():
+        assert sessions.active_count(_user_id(app)) == 0
+
+
+def test_a_relaunch_replaces_the_browser_session(app, client, moodle, launcher):
+    assert launcher.launch(client, moodle).status_code == 302
+    before = client.get_cookie("session").value
+    assert launcher.launch(client, moodle).status_code == 302
+    old = app.test_client()
+    old.set_cookie("session", before)
+    assert old.get("/home").status_code in (302, 401)
+    with app.app_context():
+        assert sessions.active_count(_user_id(app)) == 1
+
+
+def test_launch_session_idles_out(app, client, moodle, launcher):
+    with time_machine.travel(utcnow(), tick=False) as clock:
+        assert launcher.launch(client, moodle).status_code == 302
+        clock.shift(timedelta(minutes=25))
+        assert client.get("/home").status_code == 200
+        clock.shift(timedelta(minutes=31))
+        assert client.get("/home").status_code in (302, 401)
