@@ -38,6 +38,9 @@ ENV_VARS: dict[str, str] = {
     "LMS_JOB_LEASE": "how long a running job may stay claimed before another worker takes it",
     "LMS_JOB_POLL_INTERVAL": "idle sleep of the in-process worker",
     "LMS_JOB_QUEUE": "RQ queue name when REDIS_URL is set",
+    "LMS_JOB_KEEP": "age after which succeeded and superseded background jobs are deleted",
+    "LMS_ROSTER_MIN_SHARE": "a full roster listing fewer than this share of the active members "
+                            "is suspicious: nobody is removed (default 0.5)",
 }
 
 
@@ -80,6 +83,21 @@ def _database_url(instance_path: Path, env: Mapping[str, str]) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _share(raw: str, name: str, default: float) -> float:
+    """A fraction 0..1 from ``"0.5"`` or ``"50%"``; empty = ``default``."""
+    raw = (raw or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a fraction such as 0.5 (or 50%), not {raw!r}") \
+            from None
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be between 0 and 1 (0% and 100%), not {raw!r}")
+    return value
+
+
 def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from ``env`` (default ``os.environ``); raise ConfigError if unsafe."""
     env = os.environ if env is None else env
@@ -103,6 +121,8 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
     except ValueError:
         raise ConfigError("LMS_PROXY_FIX must be a whole number of proxies") from None
 
+    min_share = _share(env.get("LMS_ROSTER_MIN_SHARE", ""), "LMS_ROSTER_MIN_SHARE", 0.5)
+
     https = base_url.startswith("https://")
     return {
         "LMS_ENV": lms_env,
@@ -114,6 +134,7 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "LMS_PROXY_FIX": proxy_fix,
         "LMS_DEFAULT_TIMEZONE": env.get("LMS_DEFAULT_TIMEZONE", "America/New_York"),
         "LMS_LOGIN_RATE_LIMIT": env.get("LMS_LOGIN_RATE_LIMIT", "5/minute"),
+        "LMS_ROSTER_MIN_SHARE": min_share,
         # The tool lives in LMS iframes: over HTTPS cookies must be SameSite=None; Secure.
         "SESSION_COOKIE_SECURE": https,
         "SESSION_COOKIE_SAMESITE": "None" if https else "Lax",

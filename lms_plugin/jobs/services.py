@@ -186,14 +186,15 @@ def discover_handlers() -> None:
 
 def enqueue(kind: str, payload: dict[str, Any], *, organisation_id: int | None = None,
             coalesce_key: str | None = None, event_at: datetime | None = None,
-            now: datetime | None = None) -> OutboxJob:
+            now: datetime | None = None, not_before: datetime | None = None) -> OutboxJob:
     """Add a job in the caller's transaction (flush, no commit).
 
     The job therefore exists iff the caller's data commits. With a ``coalesce_key`` only the
     newest event matters: older pending jobs of that key are superseded, and a job whose
     event is older than one already known is stored as superseded at once (an older score
     never overwrites a newer one, even when it arrives later). Equal ``event_at``: the later
-    enqueue wins.
+    enqueue wins. ``not_before`` delays the first attempt (spreading a fan-out over time);
+    the give-up window starts then.
     """
     kind = (kind or "").strip()
     if not kind or len(kind) > 100:
@@ -212,10 +213,11 @@ def enqueue(kind: str, payload: dict[str, Any], *, organisation_id: int | None =
     if now.tzinfo is None or event_at.tzinfo is None:
         raise ValidationFailed("job times must be timezone-aware (use lms_plugin.db.utcnow)",
                                field="event_at")
+    first_at = max(now, not_before) if not_before is not None else now
     job = OutboxJob(
         organisation_id=organisation_id, kind=kind, payload=payload, coalesce_key=coalesce_key,
-        event_at=event_at, status=PENDING, attempts=0, next_attempt_at=now,
-        created_at=now, updated_at=now, give_up_at=now + timedelta(
+        event_at=event_at, status=PENDING, attempts=0, next_attempt_at=first_at,
+        created_at=now, updated_at=now, give_up_at=first_at + timedelta(
             seconds=setting("LMS_JOB_GIVE_UP_AFTER")),
     )
     if coalesce_key is not None:
