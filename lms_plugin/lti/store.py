@@ -127,13 +127,14 @@ class LtiStore(LaunchDataStorage[t.Any]):
 PURGE_BATCH = 1000
 
 
-def purge_expired(now: datetime | None = None, limit: int = PURGE_BATCH) -> int:
-    """Remove up to ``limit`` expired rows (used nonces, OIDC state, launch data); how many
-    (flush, no commit). Redis expires its keys itself. Rows are chosen through the
-    ``expires_at`` index and deleted by key, so a batch locks only its own rows; the
-    scheduled ``lti.purge_state`` job calls it in batches (see ``lti/tasks.py``)."""
+def purge_expired(now: datetime | None = None, limit: int | None = None) -> int:
+    """Remove up to ``limit`` (default :data:`PURGE_BATCH`) expired rows (used nonces, OIDC
+    state, launch data); how many (flush, no commit). Redis expires its keys itself. Rows
+    are chosen through the ``expires_at`` index and deleted by key, so a batch locks only
+    its own rows; the scheduled ``lti.purge_state`` job calls it in batches
+    (``lti/tasks.py``)."""
     chosen = select(LtiStoredValue.key).where(
-        LtiStoredValue.expires_at <= (now or utcnow())).limit(limit)
+        LtiStoredValue.expires_at <= (now or utcnow())).limit(limit or PURGE_BATCH)
     if db.session.get_bind().dialect.name == "postgresql":
         chosen = chosen.with_for_update(skip_locked=True)
     keys = list(db.session.scalars(chosen))

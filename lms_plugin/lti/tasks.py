@@ -19,7 +19,8 @@ PURGE_BATCHES_PER_RUN = 5
 def run_purge_state(payload: dict[str, Any], ctx: JobContext) -> None:
     """Delete expired LTI state and used nonces kept in the database (without Redis), a few
     batches per job; a continuation takes over when more remain."""
-    _, finished = run_in_batches(lambda: purge_expired(ctx.now), batch_size=store.PURGE_BATCH,
+    _, finished = run_in_batches(lambda: purge_expired(ctx.now),
+                                 batch_size=store.PURGE_BATCH,
                                  max_batches=PURGE_BATCHES_PER_RUN, commit=False)
     if not finished:
         enqueue(PURGE_KIND, {}, coalesce_key=f"schedule:{ctx.kind}", now=ctx.now)
