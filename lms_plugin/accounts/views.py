@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     redirect,
@@ -18,7 +19,7 @@ from flask_login import current_user, login_user, logout_user
 
 from lms_plugin.accounts import services
 from lms_plugin.accounts.forms import ChangePasswordForm, LoginForm
-from lms_plugin.authz import AUTHENTICATED, PUBLIC, allow
+from lms_plugin.authz import AUTHENTICATED, PUBLIC, ROLES, allow
 from lms_plugin.errors import ValidationFailed
 from lms_plugin.extensions import db, limiter
 
@@ -102,9 +103,18 @@ def change_password():
 @bp.route("/admin/users")
 @allow("admin")
 def user_list():
-    page = request.args.get("page", 1, type=int)
-    users, total = services.list_users(current_user.organisation_id, page)
-    return render_template("accounts/users.html", users=users, total=total, page=page)
+    q = request.args.get("q", "")
+    role = request.args.get("role", "")
+    after = request.args.get("after", "")
+    if after and not (after.isdigit() and 0 < int(after) < 2**63):
+        abort(400, "'after' must be a person's id, as the page's Next link gives.")
+    try:
+        page = services.list_users(current_user.organisation_id, q=q, role=role or None,
+                                   after=int(after) if after else None)
+    except ValidationFailed as exc:
+        abort(400, exc.message)
+    return render_template("accounts/users.html", page=page, q=q, role=role, roles=ROLES,
+                           first_page=not after)
 
 
 @bp.route("/admin/users/<int:user_id>")
