@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -32,6 +32,8 @@ def _cursor(value: str | None) -> tuple[datetime, int] | None:
                    f"not {value[:80]!r}.")
     if not 0 < cursor[1] < 2**63:
         abort(400, "'before' names a job id out of range.")
+    if cursor[0].tzinfo is None:  # times are UTC
+        cursor = cursor[0].replace(tzinfo=UTC), cursor[1]
     return cursor
 
 

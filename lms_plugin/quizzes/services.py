@@ -305,6 +305,11 @@ def _past_deadline(attempt: Attempt, now: datetime) -> bool:
     return attempt.deadline_at is not None and now > attempt.deadline_at + GRACE
 
 
+def past_deadline(attempt: Attempt, now: datetime) -> bool:
+    """Whether an in-progress attempt's time limit (plus the grace period) has passed."""
+    return _past_deadline(attempt, now)
+
+
 def in_progress_attempt(user_id: int, version_id: int, *, preview: bool) -> Attempt | None:
     return db.session.scalar(
         select(Attempt)
@@ -332,6 +337,21 @@ def attempts_used(user_id: int, version_id: int) -> int:
             Attempt.user_id == user_id, Attempt.module_version_id == version_id,
             Attempt.preview.is_(False))
     ) or 0
+
+
+def attempts_used_by_version(user_id: int, version_ids: list[int]) -> dict[int, int]:
+    """:func:`attempts_used` for several versions in one statement ({version id: count},
+    zero where none): the learner home and the module page use it. The batched twin of
+    ``attempts_used``: a change to what counts against the limit changes both."""
+    if not version_ids:
+        return {}
+    counts = dict.fromkeys(version_ids, 0)
+    counts.update(db.session.execute(
+        select(Attempt.module_version_id, func.count(Attempt.id)).where(
+            Attempt.user_id == user_id, Attempt.module_version_id.in_(version_ids),
+            Attempt.preview.is_(False))
+        .group_by(Attempt.module_version_id)).all())
+    return counts
 
 
 def attempts_left(user_id: int, version: ModuleVersion) -> int | None:

@@ -87,6 +87,8 @@ def test_bad_page_cursors_are_refused(app, client, login_as):
                 "2026-03-02T08:00:00,99999999999999999999"):
         response = client.get("/admin/jobs", query_string={"before": bad})
         assert response.status_code == 400, bad
+    # A time without a zone is UTC, as every stored time is.
+    assert client.get("/admin/jobs?before=2026-03-02T08:00:00,5").status_code == 200
 
 
 # --------------------------------------------------------------------------- pruning
