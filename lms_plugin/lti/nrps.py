@@ -265,8 +265,12 @@ def sync_context(context_id: int, now: datetime | None = None) -> SyncReport:
                 .values(active=False, removed_at=now),
                 execution_options={"synchronize_session": False})
         report.deactivated += len(gone)
-    context.roster_warning = warning
-    context.roster_differences_url = differences[:1000] if differences else None
+    if not use_differences:  # a changes-only sync neither proves nor disproves a warning
+        context.roster_warning = warning
+    # After a suspicious roster the next sync fetches the full roster again, not the
+    # changes since this doubtful one.
+    context.roster_differences_url = differences[:1000] if differences and not suspicious \
+        else None
     context.roster_synced_at = now
     db.session.flush()
     return report

@@ -295,6 +295,13 @@ def test_an_empty_or_truncated_roster_removes_nobody_and_says_so(app, client, la
     page = admin.get("/lti/courses").get_data(as_text=True)
     assert "Roster looked incomplete" in page and "nobody was removed" in page
 
+    # A platform offering "differences": a doubtful roster is not a base for changes.
+    lms.differences = {"course-1": []}
+    _sync_counted(app, context_id)
+    with app.app_context():
+        assert db.session.get(LtiContext, context_id).roster_differences_url is None
+    lms.differences = None
+
     # With the share lowered, the same roster is believed; a full one clears the warning.
     app.config["LMS_ROSTER_MIN_SHARE"] = 0.2
     try:
