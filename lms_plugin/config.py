@@ -51,6 +51,9 @@ ENV_VARS: dict[str, str] = {
     "LMS_OUTBOUND_MAX_BYTES": "largest answer an outbound HTTP call reads (default 2097152)",
     "LMS_OUTBOUND_BLOCK_PRIVATE": "1 refuses non-public addresses (always on in production)",
     "LMS_OUTBOUND_PRIVATE_NETWORKS": "networks (CIDR, comma-separated) an intranet LMS uses",
+    "LMS_JOB_KEEP": "age after which succeeded and superseded background jobs are deleted",
+    "LMS_ROSTER_MIN_SHARE": "a full roster listing fewer than this share of the active members "
+                            "is suspicious: nobody is removed (default 0.5)",
 }
 
 
@@ -171,6 +174,19 @@ def _outbound(env: Mapping[str, str], production: bool) -> dict[str, Any]:
         "LMS_OUTBOUND_BLOCK_PRIVATE": production or block in ("1", "true", "yes"),
         "LMS_OUTBOUND_PRIVATE_NETWORKS": tuple(networks),
     }
+def _share(raw: str, name: str, default: float) -> float:
+    """A fraction 0..1 from ``"0.5"`` or ``"50%"``; empty = ``default``."""
+    raw = (raw or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a fraction such as 0.5 (or 50%), not {raw!r}") \
+            from None
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be between 0 and 1 (0% and 100%), not {raw!r}")
+    return value
 
 
 def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -215,6 +231,8 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
     if session_idle > session_max:
         raise ConfigError("LMS_SESSION_IDLE must not be longer than LMS_SESSION_MAX")
 
+    min_share = _share(env.get("LMS_ROSTER_MIN_SHARE", ""), "LMS_ROSTER_MIN_SHARE", 0.5)
+
     https = base_url.startswith("https://")
     return {
         "LMS_ENV": lms_env,
@@ -238,6 +256,7 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "LMS_SESSION_IDLE": session_idle,
         "LMS_SESSION_MAX": session_max,
         "PERMANENT_SESSION_LIFETIME": session_max,
+        "LMS_ROSTER_MIN_SHARE": min_share,
         # The tool lives in LMS iframes: over HTTPS cookies must be SameSite=None; Secure.
         "SESSION_COOKIE_SECURE": https,
         "SESSION_COOKIE_SAMESITE": "None" if https else "Lax",

@@ -23,6 +23,13 @@ def test_defaults_are_safe_for_development(tmp_path):
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
+def test_roster_min_share_reads_fractions_and_percentages(tmp_path):
+    assert load_config(tmp_path, {})["LMS_ROSTER_MIN_SHARE"] == 0.5
+    assert load_config(tmp_path, {"LMS_ROSTER_MIN_SHARE": "30%"})["LMS_ROSTER_MIN_SHARE"] \
+        == 0.3
+    assert load_config(tmp_path, {"LMS_ROSTER_MIN_SHARE": "0"})["LMS_ROSTER_MIN_SHARE"] == 0
+
+
 def test_postgres_scheme_is_normalised_to_psycopg(tmp_path):
     cfg = load_config(tmp_path, {"DATABASE_URL": "postgresql://u:p@db:5432/lms"})
     assert cfg["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db:5432/lms"
@@ -49,6 +56,8 @@ def test_https_base_url_makes_iframe_cookies(tmp_path):
     ({"LMS_ENV": "staging"}, "LMS_ENV must be"),
     ({"LMS_BASE_URL": "tool.example.org"}, "LMS_BASE_URL must start"),
     ({"LMS_PROXY_FIX": "yes"}, "LMS_PROXY_FIX"),
+    ({"LMS_ROSTER_MIN_SHARE": "half"}, "LMS_ROSTER_MIN_SHARE must be a fraction"),
+    ({"LMS_ROSTER_MIN_SHARE": "1.5"}, "LMS_ROSTER_MIN_SHARE must be between 0 and 1"),
 ])
 def test_bad_configuration_is_refused(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):

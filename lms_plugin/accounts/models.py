@@ -70,6 +70,8 @@ class User(UserMixin, db.Model):
     """A person: staff arriving by LTI, or a local account (admin, officer)."""
 
     __tablename__ = "user_account"  # "user" is reserved in PostgreSQL
+    # The people list: one organisation's people by name, keyset-paginated on (name, id).
+    __table_args__ = (Index("ix_user_account_org_name", "organisation_id", "name", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from limits import parse as parse_limit
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select, tuple_
 
 from lms_plugin.accounts import sessions
 from lms_plugin.accounts.models import (
@@ -207,9 +207,9 @@ def create_admin(email: str, organisation_name: str, password: str | None = None
 
 
 def any_admin_exists() -> bool:
-    return db.session.scalar(
-        select(func.count()).select_from(RoleGrant).where(RoleGrant.role == "admin")
-    ) > 0
+    # EXISTS, not a count: stops at the first admin instead of counting 50,000 grants.
+    return bool(db.session.scalar(select(select(RoleGrant.id).where(
+        RoleGrant.role == "admin").exists())))
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -323,15 +323,74 @@ def get_user(organisation_id: int, user_id: int) -> User:
     return user
 
 
-def list_users(organisation_id: int, page: int = 1, per_page: int = 50) -> tuple[list[User], int]:
-    page = max(page, 1)
-    where = User.organisation_id == organisation_id
-    total = db.session.scalar(select(func.count()).select_from(User).where(where)) or 0
-    users = db.session.scalars(
-        select(User).where(where).order_by(User.name, User.id)
-        .limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    return list(users), total
+#: What the people search looks in. Each entry is one column; a profile field added later
+#: (employee id…) is searched by adding it here.
+PEOPLE_SEARCH_FIELDS = (User.name, User.email, User.job_role, User.department, User.facility)
+
+
+def people_search_text():
+    """``lower(coalesce(name, '') || ' ' || coalesce(email, '') || …)``: the one expression
+    searched, spelled with constants (not bound parameters) so that an expression index
+    (a PostgreSQL trigram index, see bench/README.md) can serve it unchanged."""
+    text_ = None
+    for column in PEOPLE_SEARCH_FIELDS:
+        part = func.coalesce(column, literal_column("''"))
+        text_ = part if text_ is None else text_ + literal_column("' '") + part
+    return func.lower(text_)
+
+
+PEOPLE_PER_PAGE = 50
+MAX_SEARCH_LENGTH = 100
+
+
+@dataclass(frozen=True)
+class PeoplePage:
+    """One page of the people list: ``users`` by name, ``total`` matching people, and
+    ``next_after`` (the id to pass as ``after`` for the next page, or None at the end)."""
+
+    users: list[User]
+    total: int
+    next_after: int | None
+
+
+def list_users(organisation_id: int, *, q: str | None = None, role: str | None = None,
+               after: int | None = None, per_page: int = PEOPLE_PER_PAGE) -> PeoplePage:
+    """The organisation's people by (name, id), filtered and keyset-paginated.
+
+    ``q``: every whitespace-separated word must occur (case-insensitively, anywhere) in
+    one of :data:`PEOPLE_SEARCH_FIELDS`; ``role``: people holding that tool role here;
+    ``after``: the id of the last person of the previous page (the page starts after their
+    (name, id), served by the (organisation_id, name, id) index however deep: no OFFSET).
+    Raises ValidationFailed for an unknown role, an over-long search or an ``after`` that
+    is not a person of this organisation.
+    """
+    q = (q or "").strip()
+    if len(q) > MAX_SEARCH_LENGTH:
+        raise ValidationFailed(f"search for at most {MAX_SEARCH_LENGTH} characters", field="q")
+    where = [User.organisation_id == organisation_id]
+    searched = people_search_text()
+    for word in q.lower().split():
+        # A word never holds a space, so it cannot match across two fields.
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(searched.like(f"%{escaped}%", escape="\\"))
+    if role:
+        if role not in ROLES:
+            raise ValidationFailed(f"unknown role {role!r}; use one of {', '.join(ROLES)}",
+                                   field="role")
+        where.append(User.id.in_(select(RoleGrant.user_id).where(
+            RoleGrant.organisation_id == organisation_id, RoleGrant.role == role)))
+    total = db.session.scalar(select(func.count()).select_from(User).where(*where)) or 0
+    page = select(User).where(*where)
+    if after is not None:
+        last = db.session.execute(select(User.name, User.id).where(
+            User.id == after, User.organisation_id == organisation_id)).first()
+        if last is None:
+            raise ValidationFailed("'after' is not a person of your organisation", field="after")
+        page = page.where(tuple_(User.name, User.id) > tuple_(last.name, last.id))
+    users = list(db.session.scalars(page.order_by(User.name, User.id).limit(per_page + 1)))
+    more = len(users) > per_page
+    users = users[:per_page]
+    return PeoplePage(users, total, users[-1].id if more else None)
 
 
 def record_audit(action: str, *, actor: User | None, organisation_id: int | None = None,

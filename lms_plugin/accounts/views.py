@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     redirect,
@@ -18,7 +19,7 @@ from flask_login import current_user
 
 from lms_plugin.accounts import services, signin
 from lms_plugin.accounts.forms import ChangePasswordForm, LoginForm
-from lms_plugin.authz import AUTHENTICATED, PUBLIC, allow
+from lms_plugin.authz import AUTHENTICATED, PUBLIC, ROLES, allow
 from lms_plugin.errors import ValidationFailed
 from lms_plugin.extensions import db, limiter
 from lms_plugin.routing import query_int
@@ -140,9 +141,17 @@ def change_password():
 @bp.route("/admin/users")
 @allow("admin")
 def user_list():
-    page = query_int(request.args, "page", default=1, minimum=1, label="Page")
-    users, total = services.list_users(current_user.organisation_id, page)
-    return render_template("accounts/users.html", users=users, total=total, page=page)
+    q = request.args.get("q", "")
+    role = request.args.get("role", "")
+    try:
+        after = query_int(request.args, "after", minimum=1,
+                          label="'after' (a person's id, as the page's Next link gives)")
+        page = services.list_users(current_user.organisation_id, q=q, role=role or None,
+                                   after=after)
+    except ValidationFailed as exc:
+        abort(400, exc.message)
+    return render_template("accounts/users.html", page=page, q=q, role=role, roles=ROLES,
+                           first_page=after is None)
 
 
 @bp.route("/admin/users/<int:user_id>")

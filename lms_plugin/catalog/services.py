@@ -92,8 +92,19 @@ def list_systems(organisation_id: int) -> list[ClinicalSystem]:
 def list_modules(organisation_id: int, system: str | None = None, audience: str | None = None,
                  max_minutes: int | None = None, q: str | None = None, *,
                  include_unpublished: bool = False) -> list[Module]:
-    """Modules of the organisation, filtered on their current published version (or, with
-    ``include_unpublished``, their newest version of any status), ordered by title.
+    """The modules of :func:`list_modules_with_versions` (same filters and order)."""
+    return [module for module, _ in list_modules_with_versions(
+        organisation_id, system, audience, max_minutes, q,
+        include_unpublished=include_unpublished)]
+
+
+def list_modules_with_versions(organisation_id: int, system: str | None = None,
+                               audience: str | None = None, max_minutes: int | None = None,
+                               q: str | None = None, *, include_unpublished: bool = False
+                               ) -> list[tuple[Module, ModuleVersion]]:
+    """(module, version) of the organisation, filtered on the module's current published
+    version (or, with ``include_unpublished``, its newest version of any status), ordered by
+    title; one statement whatever the number of modules.
 
     ``system`` is a system slug; ``audience`` a job role the version lists; ``max_minutes``
     an upper bound on estimated minutes; ``q`` a case-insensitive search of slug, title and
@@ -120,16 +131,16 @@ def list_modules(organisation_id: int, system: str | None = None, audience: str 
     if max_minutes is not None:
         stmt = stmt.where(ModuleVersion.estimated_minutes <= max_minutes)
     if q and q.strip():
-        pattern = f"%{q.strip().lower()}%"
-        stmt = stmt.where(or_(func.lower(ModuleVersion.title).like(pattern),
-                              func.lower(ModuleVersion.summary).like(pattern),
-                              Module.slug.like(pattern)))
+        term = q.strip().lower()  # searched literally: % and _ are no wildcards
+        stmt = stmt.where(or_(func.lower(ModuleVersion.title).contains(term, autoescape=True),
+                              func.lower(ModuleVersion.summary).contains(term, autoescape=True),
+                              Module.slug.contains(term, autoescape=True)))
     rows = db.session.execute(stmt).all()
     if audience:
         wanted = audience.strip().lower()
         rows = [r for r in rows if wanted in (a.lower() for a in r[1].audience or [])]
     rows.sort(key=lambda r: (r[1].title.lower(), r[0].id))
-    return [module for module, _ in rows]
+    return [(module, version) for module, version in rows]
 
 
 def get_asset(organisation_id: int, module_id: int, path: str,

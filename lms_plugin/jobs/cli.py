@@ -9,7 +9,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from lms_plugin.db import DB_INT_MAX
+from lms_plugin.config import ConfigError
+from lms_plugin.db import DB_INT_MAX, utcnow
 from lms_plugin.errors import DomainError
 from lms_plugin.extensions import db
 from lms_plugin.jobs import services, worker
@@ -86,14 +87,32 @@ def retry_command(job_id: int | None, all_failed: bool) -> None:
         raise click.UsageError("give a job ID or --all-failed (not both)")
     try:
         if all_failed:
-            ids = services.retry_all_failed(services.ALL_ORGANISATIONS)
-        else:
-            ids = [services.retry_job(job_id, services.ALL_ORGANISATIONS).id]
+            count = services.retry_all_failed(services.ALL_ORGANISATIONS)
+            db.session.commit()
+            click.echo(f"Queued again: {count} failed job(s), paced per LMS." if count
+                       else "No failed jobs.")
+            return
+        job = services.retry_job(job_id, services.ALL_ORGANISATIONS)
     except DomainError as exc:
         db.session.rollback()
         raise click.ClickException(exc.message) from None
     db.session.commit()
-    if not ids:
-        click.echo("No failed jobs.")
-    else:
-        click.echo(f"Queued again: {', '.join(f'#{i}' for i in ids)}")
+    click.echo(f"Queued again: #{job.id}")
+
+
+@outbox_cli.command("prune")
+@click.option("--older-than", "older_than", default=None,
+              help="Keep finished jobs younger than this (30d, 12h…; default LMS_JOB_KEEP).")
+@click.option("--batch", default=services.PRUNE_BATCH, show_default=True,
+              type=click.IntRange(1, 100_000), help="Rows deleted per transaction.")
+def prune_command(older_than: str | None, batch: int) -> None:
+    """Delete succeeded and superseded jobs that finished long ago (failed and rejected
+    jobs stay). The worker does the same every hour; this is for operators."""
+    try:
+        keep = services.parse_duration(older_than) if older_than is not None else None
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    now = utcnow()
+    total, _ = services.run_in_batches(
+        lambda: services.prune_batch(now, keep_seconds=keep, limit=batch), batch_size=batch)
+    click.echo(f"Deleted {total} finished job(s).")

@@ -35,8 +35,13 @@ class OutboxJob(db.Model):
         Index("ix_outbox_job_due", "status", "next_attempt_at"),
         # Coalescing ("only the newest matters") and per-key serialisation look-ups.
         Index("ix_outbox_job_coalesce", "coalesce_key", "status"),
-        # The admin page: one organisation's jobs by status.
-        Index("ix_outbox_job_org_status", "organisation_id", "status"),
+        # The admin page: one organisation's jobs, most recently changed first, all of them
+        # or of one status (keyset pagination on (updated_at, id); bounded counts by status).
+        Index("ix_outbox_job_org_updated", "organisation_id", "updated_at", "id"),
+        Index("ix_outbox_job_org_status_updated", "organisation_id", "status", "updated_at",
+              "id"),
+        # Pruning: finished jobs of a status older than LMS_JOB_KEEP.
+        Index("ix_outbox_job_status_finished", "status", "finished_at"),
         CheckConstraint(
             "status IN ('pending', 'running', 'succeeded', 'failed', 'superseded', 'rejected')",
             name="status_known",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from lms_plugin.authz import allow
+from lms_plugin.errors import Conflict
 from lms_plugin.extensions import db
 from lms_plugin.jobs import services
 from lms_plugin.jobs.models import RETRYABLE, STATUSES
@@ -14,6 +17,24 @@ bp = Blueprint("jobs", __name__, template_folder="templates")
 
 #: The page opens on what needs a person: deliveries that failed or were refused.
 ATTENTION = "attention"
+PER_PAGE = 50
+
+
+def _cursor(value: str | None) -> tuple[datetime, int] | None:
+    """``before=<updated_at ISO>,<id>`` (the last row of the previous page) or 400."""
+    if not value:
+        return None
+    stamp, _, ident = value.rpartition(",")
+    try:
+        cursor = datetime.fromisoformat(stamp), int(ident)
+    except ValueError:
+        abort(400, f"'before' must be '<time>,<job id>' as the page's Older link gives, "
+                   f"not {value[:80]!r}.")
+    if not 0 < cursor[1] < 2**63:
+        abort(400, "'before' names a job id out of range.")
+    if cursor[0].tzinfo is None:  # times are UTC
+        cursor = cursor[0].replace(tzinfo=UTC), cursor[1]
+    return cursor
 
 
 @bp.route("/admin/jobs")
@@ -23,10 +44,19 @@ def job_list():
     if status != ATTENTION and status != "all" and status not in STATUSES:
         abort(400, f"Unknown status {status!r}; use one of {', '.join(STATUSES)} or all.")
     wanted = RETRYABLE if status == ATTENTION else None if status == "all" else status
-    jobs = services.list_jobs(current_user.organisation_id, wanted)
+    before = _cursor(request.args.get("before"))
+    jobs = services.list_jobs(current_user.organisation_id, wanted, limit=PER_PAGE + 1,
+                              before=before)
+    older = None
+    if len(jobs) > PER_PAGE:
+        jobs = jobs[:PER_PAGE]
+        older = f"{jobs[-1].updated_at.isoformat()},{jobs[-1].id}"
     counts = services.count_by_status(current_user.organisation_id)
+    progress = services.retry_all_progress(current_user.organisation_id)
     return render_template("jobs/jobs.html", jobs=jobs, counts=counts, status=status,
-                           statuses=STATUSES, retryable=RETRYABLE)
+                           statuses=STATUSES, retryable=RETRYABLE, older=older,
+                           first_page=before is None, cap=services.COUNT_CAP,
+                           progress=progress)
 
 
 @bp.route("/admin/jobs/<int:job_id>/retry", methods=["POST"])
@@ -42,8 +72,14 @@ def retry(job_id: int):
 @bp.route("/admin/jobs/retry-failed", methods=["POST"])
 @allow("admin")
 def retry_failed():
-    ids = services.retry_all_failed(current_user.organisation_id, actor=current_user)
+    try:
+        total = services.request_retry_all_failed(current_user.organisation_id,
+                                                  actor=current_user)
+    except Conflict as exc:
+        flash(exc.message, "info")
+        return redirect(url_for("jobs.job_list"))
     db.session.commit()
-    flash(f"{len(ids)} failed job(s) will be sent again shortly." if ids
+    flash(f"{total} failed job(s) are being queued again in the background, paced per LMS; "
+          "the progress shows on this page." if total
           else "There were no failed jobs to retry.", "info")
     return redirect(url_for("jobs.job_list"))

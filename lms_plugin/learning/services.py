@@ -8,12 +8,12 @@ Services flush and never commit: the view commits once.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, union
 
 from lms_plugin.accounts.models import (
     GRADE_POLICY_HIGHEST,
@@ -21,7 +21,7 @@ from lms_plugin.accounts.models import (
     Organisation,
 )
 from lms_plugin.catalog import services as catalog
-from lms_plugin.catalog.models import Lesson, Module, ModuleVersion
+from lms_plugin.catalog.models import Lesson, Module, ModuleVersion, Question
 from lms_plugin.errors import NotFound
 from lms_plugin.extensions import db
 from lms_plugin.learning.models import Completion, LessonProgress
@@ -140,8 +140,15 @@ def validity_period_start(user_id: int, module_id: int, now: datetime) -> dateti
     rows = db.session.execute(
         select(Completion.completed_at, Completion.expires_at)
         .where(Completion.user_id == user_id, Completion.module_id == module_id,
-               Completion.completed_at <= now)
-        .order_by(Completion.completed_at)).all()
+               Completion.completed_at <= now)).all()
+    return period_start_of(rows, now)
+
+
+def period_start_of(completions: Iterable[tuple[datetime, datetime | None]],
+                    now: datetime) -> datetime | None:
+    """:func:`validity_period_start` over (completed_at, expires_at) pairs already read, in
+    any order; completions after ``now`` are ignored."""
+    rows = sorted((c for c in completions if c[0] <= now), key=lambda c: c[0])
     start: datetime | None = None
     span_end: datetime | None = None  # end of the current span of validity
     forever = False  # the current span contains a completion that never expires
@@ -372,78 +379,168 @@ class ModuleOverview:
 
 def module_overview(user_id: int, module: Module, version: ModuleVersion, now: datetime, *,
                     preview: bool = False, grade_note: bool = False) -> ModuleOverview:
-    """One learner's state on one module version. Attempts used and left count in the
-    current validity period (:func:`validity_period_start`); ``grade_note`` also fills
+    """Everything the module page shows about one learner and module (see
+    :func:`module_overviews`, which it shares with the home list); ``grade_note`` also fills
     ``gradebook`` (:func:`policy_score`) when the learner holds a valid completion."""
-    positions = [lesson.position for lesson in version.lessons]
-    progress = None if preview else progress_of(user_id, version.id)
-    viewed = set(progress.viewed_positions or []) & set(positions) if progress else set()
-    resume = None
-    if positions:
-        unviewed = [p for p in positions if p not in viewed]
-        if progress and progress.last_position in positions:
-            resume = progress.last_position
-        else:
-            resume = unviewed[0] if unviewed else positions[0]
-    open_attempt = quizzes.open_attempt(user_id, version.id, now, preview=preview)
-    completion = None if preview else valid_completion(user_id, module, now)
-    latest = None if preview else latest_completion(user_id, module.id)
-    question_count = len(version.questions)
-    if version.draw_count:
-        question_count = min(question_count, version.draw_count)
-    since = None if preview else validity_period_start(user_id, module.id, now)
-    gradebook = (policy_score(user_id, module.id, now)
-                 if grade_note and completion is not None else None)
-    return ModuleOverview(
-        module=module, version=version, preview=preview, lesson_count=len(positions),
-        viewed=viewed, resume_position=resume, open_attempt=open_attempt,
-        last_attempt=submitted_attempt(user_id, version.id, preview=preview),
-        attempts_used=0 if preview else quizzes.attempts_used(user_id, version.id,
-                                                              counted_since=since),
-        attempts_left=None if preview else quizzes.attempts_left(user_id, version,
-                                                                 counted_since=since),
-        completion=completion,
-        expired_completion=latest if (latest is not None and completion is None) else None,
-        question_count=question_count, gradebook=gradebook,
-    )
+    overview = module_overviews(user_id, [(module, version)], now, preview=preview)[0]
+    if grade_note and overview.completion is not None:
+        overview.gradebook = policy_score(user_id, module.id, now)
+    return overview
+
+
+def _completion_valid(completion: Completion, version_number: int,
+                      retrain_from: int | None, now: datetime) -> bool:
+    """The rule of :func:`valid_completion` for one completion already loaded."""
+    return ((completion.expires_at is None or completion.expires_at > now)
+            and (retrain_from is None or version_number >= retrain_from))
+
+
+def module_overviews(user_id: int, pairs: list[tuple[Module, ModuleVersion]], now: datetime,
+                     *, preview: bool = False) -> list[ModuleOverview]:
+    """Overviews of several (module, version) pairs for one learner, in the given order.
+
+    A constant number of statements whatever the number of modules (issue 18 item 6):
+    lesson positions, question counts, lesson progress, attempts, completions and the
+    retraining floor are each read for every pair at once. Attempts used and left count in
+    the current validity period (:func:`period_start_of`, the rule of
+    :func:`validity_period_start`, over the completions already read). A timed-out open
+    attempt is marked expired (as :func:`quizzes.open_attempt` does).
+    """
+    if not pairs:
+        return []
+    version_ids = [version.id for _, version in pairs]
+    module_ids = [module.id for module, _ in pairs]
+    positions: dict[int, list[int]] = {vid: [] for vid in version_ids}
+    for vid, position in db.session.execute(
+            select(Lesson.version_id, Lesson.position)
+            .where(Lesson.version_id.in_(version_ids))
+            .order_by(Lesson.version_id, Lesson.position)):
+        positions[vid].append(position)
+    questions = dict.fromkeys(version_ids, 0)
+    questions.update(db.session.execute(
+        select(Question.version_id, func.count(Question.id))
+        .where(Question.version_id.in_(version_ids))
+        .group_by(Question.version_id)).all())
+    progress: dict[int, LessonProgress] = {}
+    attempts: dict[int, list[Attempt]] = {vid: [] for vid in version_ids}
+    completions: dict[int, list[tuple[Completion, int]]] = {mid: [] for mid in module_ids}
+    retrain_from: dict[int, int] = {}
+    for attempt in db.session.scalars(
+            select(Attempt).where(Attempt.user_id == user_id,
+                                  Attempt.module_version_id.in_(version_ids),
+                                  Attempt.preview.is_(preview))
+            .order_by(Attempt.number.desc())):
+        attempts[attempt.module_version_id].append(attempt)
+    if not preview:
+        progress = {p.module_version_id: p for p in db.session.scalars(
+            select(LessonProgress).where(LessonProgress.user_id == user_id,
+                                         LessonProgress.module_version_id.in_(version_ids)))}
+        for completion, number in db.session.execute(
+                select(Completion, ModuleVersion.number)
+                .join(ModuleVersion, ModuleVersion.id == Completion.module_version_id)
+                .where(Completion.user_id == user_id, Completion.module_id.in_(module_ids))
+                .order_by(Completion.completed_at.desc(), Completion.id.desc())):
+            completions[completion.module_id].append((completion, number))
+        retrain_from = dict(db.session.execute(
+            select(ModuleVersion.module_id, func.max(ModuleVersion.number))
+            .where(ModuleVersion.module_id.in_(module_ids),
+                   ModuleVersion.status == "published",
+                   ModuleVersion.retraining_required.is_(True))
+            .group_by(ModuleVersion.module_id)).all())
+    expired = False
+    overviews = []
+    for module, version in pairs:
+        lesson_positions = positions[version.id]
+        mine = progress.get(version.id)
+        viewed = set(mine.viewed_positions or []) & set(lesson_positions) if mine else set()
+        resume = None
+        if lesson_positions:
+            unviewed = [p for p in lesson_positions if p not in viewed]
+            if mine and mine.last_position in lesson_positions:
+                resume = mine.last_position
+            else:
+                resume = unviewed[0] if unviewed else lesson_positions[0]
+        open_attempt = next((a for a in attempts[version.id] if a.status == "in_progress"),
+                            None)
+        if open_attempt is not None and quizzes.past_deadline(open_attempt, now):
+            open_attempt.status = "expired"
+            open_attempt, expired = None, True
+        last = next((a for a in attempts[version.id] if a.status == "submitted"), None)
+        history = completions.get(module.id, [])
+        completion = next((c for c, number in history if _completion_valid(
+            c, number, retrain_from.get(module.id), now)), None)
+        latest = history[0][0] if history else None
+        question_count = questions[version.id]
+        if version.draw_count:
+            question_count = min(question_count, version.draw_count)
+        attempts_used = 0
+        if not preview:  # what quizzes.attempts_used counts, in the current period
+            since = period_start_of(((c.completed_at, c.expires_at) for c, _ in history), now)
+            attempts_used = sum(1 for a in attempts[version.id]
+                                if since is None or a.started_at >= since)
+        overviews.append(ModuleOverview(
+            module=module, version=version, preview=preview,
+            lesson_count=len(lesson_positions), viewed=viewed, resume_position=resume,
+            open_attempt=open_attempt, last_attempt=last, attempts_used=attempts_used,
+            attempts_left=None if preview or version.attempt_limit is None
+            else max(0, version.attempt_limit - attempts_used),
+            completion=completion,
+            expired_completion=latest if (latest is not None and completion is None) else None,
+            question_count=question_count,
+        ))
+    if expired:
+        db.session.flush()
+    return overviews
+
+
+def _with_newest_version(query, *, published_only: bool):
+    """``query`` (selecting Module) joined to each module's newest published version (or,
+    for previews, newest not retired): one statement for any number of modules."""
+    newest = select(ModuleVersion.module_id,
+                    func.max(ModuleVersion.number).label("number"))
+    newest = newest.where(ModuleVersion.status == "published") if published_only \
+        else newest.where(ModuleVersion.status != "retired")
+    newest = newest.group_by(ModuleVersion.module_id).subquery()
+    return (query.add_columns(ModuleVersion)
+            .join(newest, newest.c.module_id == Module.id)
+            .join(ModuleVersion, (ModuleVersion.module_id == Module.id)
+                  & (ModuleVersion.number == newest.c.number)))
 
 
 def home_modules(user_id: int, organisation_id: int, now: datetime, *,
                  launched_slug: str | None = None) -> list[ModuleOverview]:
     """The learner's modules: the one their LMS link launched, and any they have started
-    (lessons opened, attempts, completions), newest activity first."""
-    started = set(db.session.scalars(
-        select(ModuleVersion.module_id).join(
+    (lessons opened, attempts, completions), newest activity first.
+
+    A constant number of statements however many modules the learner has (one for the
+    modules with their current versions, then :func:`module_overviews`).
+    """
+    started = union(
+        select(ModuleVersion.module_id.label("module_id")).join(
             LessonProgress, LessonProgress.module_version_id == ModuleVersion.id)
-        .where(LessonProgress.user_id == user_id)))
-    started |= set(db.session.scalars(
-        select(ModuleVersion.module_id).join(Attempt, Attempt.module_version_id == ModuleVersion.id)
-        .where(Attempt.user_id == user_id, Attempt.preview.is_(False))))
-    started |= set(db.session.scalars(
-        select(Completion.module_id).where(Completion.user_id == user_id)))
-    query = select(Module).where(Module.organisation_id == organisation_id)
-    conditions = [Module.id.in_(started)] if started else []
+        .where(LessonProgress.user_id == user_id),
+        select(ModuleVersion.module_id).join(
+            Attempt, Attempt.module_version_id == ModuleVersion.id)
+        .where(Attempt.user_id == user_id, Attempt.preview.is_(False)),
+        select(Completion.module_id).where(Completion.user_id == user_id),
+    ).subquery()
+    chosen = Module.id.in_(select(started.c.module_id))
     if launched_slug:
-        conditions.append(Module.slug == launched_slug)
-    if not conditions:
-        return []
-    modules = db.session.scalars(query.where(or_(*conditions)).order_by(Module.slug)).all()
-    entries = []
-    for module in modules:
-        version = current_version(module)
-        if version is not None:
-            entries.append(module_overview(user_id, module, version, now))
+        chosen = or_(chosen, Module.slug == launched_slug)
+    pairs = db.session.execute(
+        _with_newest_version(select(Module), published_only=True)
+        .where(Module.organisation_id == organisation_id, chosen)
+        .order_by(Module.slug)).all()
+    entries = module_overviews(user_id, list(pairs), now)
     entries.sort(key=lambda e: (e.module.slug != launched_slug, e.version.title.lower()))
     return entries
 
 
 def organisation_modules(organisation_id: int) -> list[tuple[Module, ModuleVersion]]:
-    """Every module an author/officer/admin may preview, with the version a preview shows."""
-    out = []
-    for module in db.session.scalars(select(Module).where(
-            Module.organisation_id == organisation_id).order_by(Module.slug)):
-        version = preview_version(module)
-        if version is not None:
-            out.append((module, version))
+    """Every module an author/officer/admin may preview, with the version a preview shows
+    (newest draft or published): one statement."""
+    out = list(db.session.execute(
+        _with_newest_version(select(Module), published_only=False)
+        .where(Module.organisation_id == organisation_id)).all())
     out.sort(key=lambda mv: mv[1].title.lower())
     return out

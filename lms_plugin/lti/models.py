@@ -179,6 +179,9 @@ class LtiContext(db.Model):
     # link from that run (only changes since then), where the platform offers one.
     roster_synced_at: Mapped[datetime | None]
     roster_differences_url: Mapped[str | None] = mapped_column(String(1000))
+    # Set when the last full roster looked truncated (fewer than LMS_ROSTER_MIN_SHARE of the
+    # active members): nobody was removed, and the course page shows this text.
+    roster_warning: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import typing as t
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from pylti1p3.launch_data_storage.base import LaunchDataStorage
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -128,14 +128,25 @@ class LtiStore(LaunchDataStorage[t.Any]):
         self.consume(key)
 
 
-def purge_expired() -> int:
-    """Remove expired database rows (Redis expires its keys itself); returns how many.
+PURGE_BATCH = 1000
 
-    Counted from RETURNING rather than ``rowcount``, which a driver may report as -1.
-    """
-    removed = db.session.execute(
-        delete(LtiStoredValue).where(LtiStoredValue.expires_at <= utcnow())
-        .returning(LtiStoredValue.key)
-    ).all()
-    return len(removed)
+
+def purge_expired(now: datetime | None = None, limit: int | None = None) -> int:
+    """Remove up to ``limit`` (default :data:`PURGE_BATCH`) expired rows (used nonces, OIDC
+    state, launch data); how many (flush, no commit). Redis expires its keys itself. Rows
+    are chosen through the ``expires_at`` index and deleted by key, so a batch locks only
+    its own rows; the scheduled ``lti.purge_state`` job calls it in batches
+    (``lti/tasks.py``)."""
+    chosen = select(LtiStoredValue.key).where(
+        LtiStoredValue.expires_at <= (now or utcnow())).limit(limit or PURGE_BATCH)
+    if db.session.get_bind().dialect.name == "postgresql":
+        chosen = chosen.with_for_update(skip_locked=True)
+    keys = list(db.session.scalars(chosen))
+    if not keys:
+        return 0
+    # RETURNING, not rowcount: some drivers report -1 for a DELETE's row count.
+    return len(db.session.execute(
+        delete(LtiStoredValue).where(LtiStoredValue.key.in_(keys))
+        .returning(LtiStoredValue.key),
+        execution_options={"synchronize_session": False}).scalars().all())
 

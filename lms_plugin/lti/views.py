@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import random
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask import (
@@ -31,7 +30,7 @@ from lms_plugin.errors import error_response
 from lms_plugin.extensions import csrf, db, limiter
 from lms_plugin.lti import deep_linking, keys, services
 from lms_plugin.lti import launch as launch_service
-from lms_plugin.lti.store import LtiStore, purge_expired
+from lms_plugin.lti.store import LtiStore
 from lms_plugin.lti.tool import CLAIM, DbToolConf, LaunchRejected, LaunchValidator, ToolLogin
 
 log = logging.getLogger(__name__)
@@ -146,10 +145,10 @@ def login():
     else:
         response = redirect_obj.do_redirect()
     if not current_app.config.get("REDIS_URL"):
-        if random.random() < 0.01:
-            purge_expired()  # without Redis nothing else expires the table's rows
-        db.session.commit()  # the postMessage storage entry, the purge (a login writes
-        # nothing else: the nonce is signed, the registration may come from the cache)
+        # The postMessage storage entry (a login writes nothing else: the nonce is signed,
+        # the registration may come from the cache). Expired rows are deleted by the
+        # scheduled "lti.purge_state" job (lti/tasks.py), never by a login.
+        db.session.commit()
     response.headers["Cache-Control"] = "no-store"
     return response
 

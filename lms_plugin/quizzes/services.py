@@ -305,6 +305,11 @@ def _past_deadline(attempt: Attempt, now: datetime) -> bool:
     return attempt.deadline_at is not None and now > attempt.deadline_at + GRACE
 
 
+def past_deadline(attempt: Attempt, now: datetime) -> bool:
+    """Whether an in-progress attempt's time limit (plus the grace period) has passed."""
+    return _past_deadline(attempt, now)
+
+
 def in_progress_attempt(user_id: int, version_id: int, *, preview: bool) -> Attempt | None:
     return db.session.scalar(
         select(Attempt)

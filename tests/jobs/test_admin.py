@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from lms_plugin.accounts.models import AuditEvent
 from lms_plugin.extensions import db
+from lms_plugin.jobs import services
 from tests.conftest import csrf_token
 from tests.jobs.helpers import job_row, make_job
 
@@ -73,6 +74,11 @@ def test_retry_all_failed_leaves_rejected_and_other_organisations_alone(app, cli
     token = csrf_token(client, "/admin/jobs")
     response = client.post("/admin/jobs/retry-failed", data={"csrf_token": token})
     assert response.status_code == 302
+    # The request only starts the background job; it shows its progress…
+    assert [job_row(app, i).status for i in mine] == ["failed", "failed"]
+    assert "0 of 2 so far" in client.get("/admin/jobs").get_data(as_text=True)
+    with app.app_context():
+        assert services.run_due_jobs("w").outcomes == {"succeeded": 1}
     assert [job_row(app, i).status for i in mine] == ["pending", "pending"]
     assert job_row(app, rejected).status == "rejected"
     assert job_row(app, theirs).status == "failed"

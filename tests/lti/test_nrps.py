@@ -214,3 +214,119 @@ def test_sync_button_refuses_courses_without_roster_and_learners(app, client, la
     assert "Course course-1" in admin.get("/lti/courses").get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(OutboxJob)) == 0
+
+
+# --------------------------------------------------------------------------- scale (issue 18)
+
+
+def _course(services, launcher, client, name: str) -> int:
+    services.launch(launcher, client, sub=f"teacher-{name}", module="m1", roles=INSTRUCTOR,
+                    nrps=True, context=name, link=f"link-{name}")
+    with client.application.app_context():
+        return db.session.scalar(select(LtiContext.id).where(LtiContext.context_id == name))
+
+
+def _sync_counted(app, context_id: int) -> int:
+    from tests.statements import counted
+
+    with app.app_context():
+        with counted() as seen:
+            nrps.sync_context(context_id, C0)
+        db.session.commit()
+        db.session.remove()
+    return len(seen)
+
+
+def test_roster_sync_runs_a_constant_number_of_statements_per_page(app, client, launcher,
+                                                                  services):
+    """100, 600 and 5,000 members over the fake LMS on loopback (500 per page): the
+    statements grow by the same constant per page, never per member (was ~3 per member)."""
+    lms = services.lms
+    lms.page_size = nrps.CHUNK
+    lms.members["warm-up"] = [member("w-1")]  # the first sync also fetches and caches a token
+    _sync_counted(app, _course(services, launcher, app.test_client(), "warm-up"))
+    sizes = {"small": 100, "two-pages": 600, "big": 5000}
+    counts = {}
+    for name, size in sizes.items():
+        lms.members[name] = [member(f"{name}-{i}", role="Instructor" if i % 50 == 0
+                                    else "Learner") for i in range(size)]
+        context_id = _course(services, launcher, app.test_client(), name)
+        counts[name] = _sync_counted(app, context_id)
+        with app.app_context():
+            assert db.session.scalar(select(func.count()).select_from(LtiMembership).where(
+                LtiMembership.context_id == context_id,
+                LtiMembership.active.is_(True))) == size  # the teacher is not listed
+    per_page = counts["two-pages"] - counts["small"]
+    assert per_page <= 8, counts
+    assert counts["big"] == counts["small"] + 9 * per_page, counts
+    # A second sync of the big course (nothing new, nothing changed) stays bounded too.
+    with app.app_context():
+        big = db.session.scalar(select(LtiContext.id).where(LtiContext.context_id == "big"))
+    assert _sync_counted(app, big) <= counts["small"] + 9 * per_page
+    with app.app_context():
+        # Listed Instructors who never launched get no organisation-wide author rights.
+        person = db.session.scalar(select(LtiIdentity.user_id).where(
+            LtiIdentity.sub == "big-50"))
+        assert set(db.session.scalars(select(RoleGrant.role).where(
+            RoleGrant.user_id == person))) == {"learner"}
+        assert db.session.scalar(select(func.count()).select_from(User)) == 5701 + 4
+
+
+def test_an_empty_or_truncated_roster_removes_nobody_and_says_so(app, client, launcher,
+                                                                 services, factory):
+    lms = services.lms
+    lms.members["course-1"] = ROSTER
+    context_id = _launch_teacher(services, launcher, client)
+    assert _sync_counted(app, context_id)
+    assert [a for a, _ in _memberships(app).values()] == [True] * 4
+
+    lms.members["course-1"] = []  # a platform hiccup
+    _sync_counted(app, context_id)
+    assert [a for a, _ in _memberships(app).values()] == [True] * 4
+    lms.members["course-1"] = [ROSTER[1]]  # truncated: 1 of 4 < 0.5
+    _sync_counted(app, context_id)
+    assert [a for a, _ in _memberships(app).values()] == [True] * 4
+    with app.app_context():
+        warning = db.session.get(LtiContext, context_id).roster_warning
+        assert "listed 1 active member(s) of the 4 known" in warning
+        org_name = db.session.get(LtiContext, context_id).platform.organisation.name
+    admin = app.test_client()
+    login(admin, factory.email_of(factory.user("admin", org=org_name)))
+    page = admin.get("/lti/courses").get_data(as_text=True)
+    assert "Roster looked incomplete" in page and "nobody was removed" in page
+
+    # A platform offering "differences": a doubtful roster is not a base for changes.
+    lms.differences = {"course-1": []}
+    _sync_counted(app, context_id)
+    with app.app_context():
+        assert db.session.get(LtiContext, context_id).roster_differences_url is None
+    lms.differences = None
+
+    # With the share lowered, the same roster is believed; a full one clears the warning.
+    app.config["LMS_ROSTER_MIN_SHARE"] = 0.2
+    try:
+        _sync_counted(app, context_id)
+    finally:
+        app.config["LMS_ROSTER_MIN_SHARE"] = 0.5
+    assert sum(a for a, _ in _memberships(app).values()) == 1
+    lms.members["course-1"] = ROSTER
+    _sync_counted(app, context_id)
+    with app.app_context():
+        assert db.session.get(LtiContext, context_id).roster_warning is None
+    assert "Roster looked incomplete" not in admin.get("/lti/courses").get_data(as_text=True)
+
+
+def test_the_periodic_fan_out_spreads_course_syncs_over_time(app, client, launcher,
+                                                           services):
+    for name in ("c1", "c2", "c3", "c4"):
+        _course(services, launcher, app.test_client(), name)
+    with app.app_context():
+        assert nrps.enqueue_all(C0) == 4
+        db.session.commit()
+        starts = sorted(db.session.scalars(select(OutboxJob.next_attempt_at).where(
+            OutboxJob.kind == "nrps.sync")))
+    starts = [s.replace(tzinfo=UTC) if s.tzinfo is None else s for s in starts]
+    assert starts == [C0 + nrps.SYNC_SPREAD * i / 4 for i in range(4)]
+    # Only the first is due now: a worker's first poll does not start every course at once.
+    report = _run(app, C0)
+    assert report.claimed == 1

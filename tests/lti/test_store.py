@@ -74,3 +74,42 @@ def test_database_nonce_claim_is_first_use_only(app, rowcount):
         db.session.commit()
         assert db.session.get(LtiStoredValue, store._key("nonce-2")) is None
         assert db.session.get(LtiStoredValue, store._key("nonce-1")) is not None
+
+
+def test_an_hourly_job_purges_expired_state_in_batches_and_keeps_live_values(app,
+                                                                            monkeypatch):
+    """Used nonces and expired state are deleted by the scheduled ``lti.purge_state`` job (in
+    batches, continuing when more remain), no longer by 1 login in 100."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, insert, select
+
+    from lms_plugin.db import utcnow
+    from lms_plugin.jobs import schedule
+    from lms_plugin.jobs import services as jobs
+    from lms_plugin.jobs.models import OutboxJob
+    from lms_plugin.lti import store as store_module
+    from lms_plugin.lti import tasks
+
+    jobs.discover_handlers()
+    assert {p.kind: p.interval for p in schedule.periodic_jobs()}[tasks.PURGE_KIND] \
+        == timedelta(hours=1)
+    now = utcnow()
+    with app.app_context():
+        db.session.execute(insert(LtiStoredValue), [
+            {"key": f"old-{i}", "value": "true", "expires_at": now - timedelta(minutes=1)}
+            for i in range(5)] + [
+            {"key": "live", "value": "true", "expires_at": now + timedelta(minutes=5)}])
+        jobs.enqueue(tasks.PURGE_KIND, {}, coalesce_key=f"schedule:{tasks.PURGE_KIND}",
+                     now=now)
+        db.session.commit()
+        monkeypatch.setattr(store_module, "PURGE_BATCH", 2)
+        monkeypatch.setattr(tasks, "PURGE_BATCHES_PER_RUN", 2)
+        runs = 0
+        while db.session.scalar(select(func.count()).select_from(OutboxJob).where(
+                OutboxJob.kind == tasks.PURGE_KIND, OutboxJob.status == "pending")):
+            assert jobs.run_due_jobs("w", now=now + timedelta(seconds=runs)).outcomes \
+                == {"succeeded": 1}
+            runs += 1
+        assert runs == 2  # 2 + 2, then 1 (fewer than a batch: done)
+        assert list(db.session.scalars(select(LtiStoredValue.key))) == ["live"]
