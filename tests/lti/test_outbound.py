@@ -132,7 +132,7 @@ def _score(app, user_sub: str = "u") -> int:
             ags_jobs.LtiIdentity.sub == user_sub))
         link = db.session.scalar(select(ags_jobs.LtiResourceLink))
         job = ags_jobs.enqueue_score(link_id=link.id, user_id=user_id, score_given=90,
-                                     completed=True, event_at=T0)
+                                     event_at=T0)
         db.session.commit()
         return job.id
 
