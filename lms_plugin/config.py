@@ -40,7 +40,6 @@ ENV_VARS: dict[str, str] = {
     "LMS_FRAME_ANCESTORS": "extra origins allowed to frame LTI pages (a hosted Canvas domain)",
     "LMS_SESSION_IDLE": "a signed-in session ends after this long without a request (30m)",
     "LMS_SESSION_MAX": "a signed-in session ends this long after sign-in, active or not (12h)",
-    # Read where used, by lms_plugin.jobs.services.setting (app config first, then here):
     "LMS_JOB_GIVE_UP_AFTER": "age after which a failing background job is marked failed",
     "LMS_JOB_BACKOFF_BASE": "first retry delay of a background job",
     "LMS_JOB_BACKOFF_CAP": "longest retry delay of a background job",
@@ -54,6 +53,14 @@ ENV_VARS: dict[str, str] = {
     "LMS_JOB_KEEP": "age after which succeeded and superseded background jobs are deleted",
     "LMS_ROSTER_MIN_SHARE": "a full roster listing fewer than this share of the active members "
                             "is suspicious: nobody is removed (default 0.5)",
+    "LMS_PASSWORD_HASH_PROFILE": "argon2 cost of local passwords: standard (default) or fast "
+                                 "(tests only; refused when LMS_ENV=production)",
+    "LTI_CLOCK_SKEW": "seconds of clock difference allowed on an id_token's exp/iat (60)",
+    "LTI_REGISTRATION_CACHE_SECONDS": "how long a process reuses platform registrations for "
+                                      "the OIDC login (5; 0 = no cache)",
+    "LTI_COOKIE_CHECK": "1 (default) shows the cookie check before the OIDC login redirect",
+    "LTI_STORE_PREFIX": "Redis key prefix of LTI state, nonces and access tokens (lms:lti:)",
+    "SESSION_STORE_PREFIX": "Redis key prefix of server-side sessions (lms:session:)",
 }
 
 
@@ -61,16 +68,96 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(name: str, value: str) -> timedelta:
-    """``90``, ``"90s"``, ``"30m"``, ``"12h"`` or ``"2d"`` as a positive timedelta.
+def parse_duration(name: str, value: str | float, *, allow_zero: bool = False) -> timedelta:
+    """``90``, ``"90s"``, ``"30m"``, ``"12h"`` or ``"2d"`` (or a number of seconds, as
+    factory overrides pass) as a timedelta; positive, or zero too with ``allow_zero``.
 
-    Raises ConfigError naming the setting for anything else (zero or negative included).
+    The one duration parser of the application (settings, ``outbox prune --older-than``).
+    Raises ConfigError naming ``name`` for anything else (negative values included).
     """
-    match = _DURATION.match(value)
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"{name} must be a positive duration (e.g. 90s, 30m, 12h), "
-                          f"not {value!r}")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds: float | None = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        seconds = float(match.group(1)) * _UNITS[match.group(2)] if match else None
+    if seconds is None or seconds < 0 or (seconds == 0 and not allow_zero):
+        kind = "zero or more" if allow_zero else "positive"
+        raise ConfigError(f"{name}: {value!r} is not a duration; use a {kind} number of "
+                          "seconds or 90s, 30m, 12h, 2d")
+    return timedelta(seconds=seconds)
+
+
+#: The background-job settings and their defaults in seconds (meanings in :data:`ENV_VARS`).
+#: Parsed by :func:`load_config`; factory overrides (tests) go through ``jobs.outbox.setting``.
+JOB_SETTINGS: dict[str, float] = {
+    "LMS_JOB_GIVE_UP_AFTER": 24 * 3600,
+    "LMS_JOB_BACKOFF_BASE": 2,
+    "LMS_JOB_BACKOFF_CAP": 15 * 60,
+    "LMS_JOB_LEASE": 5 * 60,
+    "LMS_JOB_POLL_INTERVAL": 1,
+    "LMS_JOB_KEEP": 30 * 86400,
+}
+DEFAULT_JOB_QUEUE = "lms-outbox"
+
+
+def job_seconds(name: str, value: str | float | None) -> float:
+    """A job setting (:data:`JOB_SETTINGS`) in seconds: ``value`` parsed (zero allowed), or
+    the default when it is None or blank. Raises ConfigError naming the setting."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return float(JOB_SETTINGS[name])
+    return parse_duration(name, value, allow_zero=True).total_seconds()
+
+
+#: LMS_PASSWORD_HASH_PROFILE -> argon2-cffi's parameter profile (``argon2.profiles``).
+#: ``standard`` is argon2-cffi's default, RFC 9106 section 4's second recommendation
+#: (argon2id, t=3, 64 MiB, p=4); ``fast`` is its CHEAPEST (t=1, 8 KiB): only for tests,
+#: where full-cost hashing was a large share of the suite's time. A hash made under one
+#: profile verifies under the other; the standard profile re-hashes a cheap one at the next
+#: sign-in (``check_needs_rehash``).
+PASSWORD_HASH_PROFILES: dict[str, str] = {"standard": "RFC_9106_LOW_MEMORY", "fast": "CHEAPEST"}
+
+
+def password_hash_parameters(profile: str) -> Any:
+    """The ``argon2.Parameters`` of a profile name from :data:`PASSWORD_HASH_PROFILES`."""
+    from argon2 import profiles
+
+    return getattr(profiles, PASSWORD_HASH_PROFILES[profile])
+
+
+def _flag(name: str, env: Mapping[str, str], default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("0", "1", "true", "false", "yes", "no"):
+        raise ConfigError(f"{name} must be 1 or 0, not {raw!r}")
+    return raw in ("1", "true", "yes")
+
+
+def _number(name: str, env: Mapping[str, str], default: float) -> float:
+    """A number of seconds of zero or more (``60``, ``2.5``); ``default`` when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ConfigError(f"{name} must be a number of seconds (0 or more), not {raw!r}")
+    return value
+
+
+def _lti(env: Mapping[str, str]) -> dict[str, Any]:
+    """The LTI launch settings (:mod:`lms_plugin.lti.tool`, ``lti.views``, ``lti.store``)."""
+    return {
+        # PyJWT's leeway on exp/iat/nbf: LMS and tool clocks drift a little.
+        "LTI_CLOCK_SKEW": _number("LTI_CLOCK_SKEW", env, 60.0),
+        # The OIDC login's per-process registration cache (the launch never uses it).
+        "LTI_REGISTRATION_CACHE_SECONDS": _number("LTI_REGISTRATION_CACHE_SECONDS", env, 5.0),
+        # pylti1p3's cookie-check page (browsers that block third-party cookies in iframes).
+        "LTI_COOKIE_CHECK": _flag("LTI_COOKIE_CHECK", env, True),
+        "LTI_STORE_PREFIX": env.get("LTI_STORE_PREFIX", "").strip() or "lms:lti:",
+    }
 
 
 def parse_networks(name: str, value: str) -> tuple[IPv4Network | IPv6Network, ...]:
@@ -174,6 +261,8 @@ def _outbound(env: Mapping[str, str], production: bool) -> dict[str, Any]:
         "LMS_OUTBOUND_BLOCK_PRIVATE": production or block in ("1", "true", "yes"),
         "LMS_OUTBOUND_PRIVATE_NETWORKS": tuple(networks),
     }
+
+
 def _share(raw: str, name: str, default: float) -> float:
     """A fraction 0..1 from ``"0.5"`` or ``"50%"``; empty = ``default``."""
     raw = (raw or "").strip()
@@ -228,6 +317,13 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         frame_ancestors.append(part.rstrip("/").lower())
     session_idle = parse_duration("LMS_SESSION_IDLE", env.get("LMS_SESSION_IDLE", "30m"))
     session_max = parse_duration("LMS_SESSION_MAX", env.get("LMS_SESSION_MAX", "12h"))
+    hash_profile = env.get("LMS_PASSWORD_HASH_PROFILE", "").strip().lower() or "standard"
+    if hash_profile not in PASSWORD_HASH_PROFILES:
+        raise ConfigError(f"LMS_PASSWORD_HASH_PROFILE must be standard or fast, "
+                          f"not {hash_profile!r}")
+    if production and hash_profile != "standard":
+        raise ConfigError("LMS_PASSWORD_HASH_PROFILE=fast is for tests only; it is refused "
+                          "when LMS_ENV=production")
     if session_idle > session_max:
         raise ConfigError("LMS_SESSION_IDLE must not be longer than LMS_SESSION_MAX")
 
@@ -257,6 +353,10 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "LMS_SESSION_MAX": session_max,
         "PERMANENT_SESSION_LIFETIME": session_max,
         "LMS_ROSTER_MIN_SHARE": min_share,
+        "LMS_PASSWORD_HASH_PROFILE": hash_profile,
+        "SESSION_STORE_PREFIX": env.get("SESSION_STORE_PREFIX", "").strip() or "lms:session:",
+        **{name: job_seconds(name, env.get(name)) for name in JOB_SETTINGS},
+        "LMS_JOB_QUEUE": env.get("LMS_JOB_QUEUE", "").strip() or DEFAULT_JOB_QUEUE,
         # The tool lives in LMS iframes: over HTTPS cookies must be SameSite=None; Secure.
         "SESSION_COOKIE_SECURE": https,
         "SESSION_COOKIE_SAMESITE": "None" if https else "Lax",
@@ -267,4 +367,5 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "WTF_CSRF_SSL_STRICT": False,  # Referer is stripped inside LMS iframes
         "MAX_CONTENT_LENGTH": 20 * 1024 * 1024,
         **_outbound(env, production),
+        **_lti(env),
     }

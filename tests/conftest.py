@@ -26,6 +26,11 @@ from lms_plugin.extensions import limiter
 
 PASSWORD = "correct horse battery staple"
 
+# argon2 at full cost takes most of a second per hash: the suite hashes with the cheap
+# profile (LMS_PASSWORD_HASH_PROFILE, refused in production). Set in the environment so the
+# apps and the command-line subprocesses tests start get it too.
+os.environ.setdefault("LMS_PASSWORD_HASH_PROFILE", "fast")
+
 
 def _fresh_postgres(url: str) -> tuple[str, Callable[[], None]]:
     base = make_url(url).set(drivername="postgresql+psycopg")

@@ -90,3 +90,103 @@ def test_readme_documents_every_environment_variable():
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, re.M))
     assert set(ENV_VARS) <= documented, sorted(set(ENV_VARS) - documented)
+
+
+# ------------------------------------------------------------- one configuration source
+
+PACKAGE = ROOT / "lms_plugin"
+
+
+def _modules():
+    import ast
+
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(), str(path))
+
+
+def test_only_config_reads_the_environment():
+    """Every setting is parsed in lms_plugin/config.py: no other module reads ``os.environ``
+    or ``os.getenv`` (at import time or call time), however it imports them."""
+    import ast
+
+    offenders = []
+    for name, tree in _modules():
+        if name == "lms_plugin/config.py":
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in {
+                    "environ", "environb", "getenv", "getenvb", "putenv"} and isinstance(
+                    node.value, ast.Name) and node.value.id == "os":
+                offenders.append(f"{name}:{node.lineno} os.{node.attr}")
+            if isinstance(node, ast.ImportFrom) and node.module == "os" and any(
+                    alias.name in {"environ", "getenv", "environb", "getenvb"}
+                    for alias in node.names):
+                offenders.append(f"{name}:{node.lineno} from os import …")
+    assert not offenders, offenders
+
+
+def test_every_setting_the_code_reads_is_parsed_and_documented(tmp_path):
+    """A ``config["LMS_…"]`` / ``config.get("LTI_…", default)`` anywhere in the package names a
+    setting that load_config parses (so no default is buried where it is read) and that
+    ENV_VARS lists (so the README documents it)."""
+    import ast
+
+    parsed = load_config(tmp_path, {})
+    read = set()
+    for _, tree in _modules():
+        for node in ast.walk(tree):
+            key = None
+            if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "config"):
+                key = node.slice
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and node.func.attr in {"get", "setdefault"}
+                  and isinstance(node.func.value, ast.Attribute)
+                  and node.func.value.attr == "config" and node.args):
+                key = node.args[0]
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and \
+                    key.value.startswith(("LMS_", "LTI_", "SESSION_STORE_")):
+                read.add(key.value)
+    assert read, "the scan found no settings: it is broken"
+    assert read <= set(parsed), sorted(read - set(parsed))
+    assert read <= set(ENV_VARS), sorted(read - set(ENV_VARS))
+
+
+def test_job_and_lti_settings_are_parsed_at_start(tmp_path):
+    cfg = load_config(tmp_path, {})
+    assert cfg["LMS_JOB_GIVE_UP_AFTER"] == 24 * 3600 and cfg["LMS_JOB_LEASE"] == 300
+    assert cfg["LMS_JOB_QUEUE"] == "lms-outbox"
+    assert (cfg["LTI_CLOCK_SKEW"], cfg["LTI_REGISTRATION_CACHE_SECONDS"],
+            cfg["LTI_COOKIE_CHECK"], cfg["LTI_STORE_PREFIX"]) == (60, 5, True, "lms:lti:")
+    cfg = load_config(tmp_path, {"LMS_JOB_LEASE": "10m", "LMS_JOB_BACKOFF_BASE": "0",
+                                 "LMS_JOB_QUEUE": " ward-a ", "LTI_CLOCK_SKEW": "5",
+                                 "LTI_COOKIE_CHECK": "0", "LTI_STORE_PREFIX": "a:lti:"})
+    assert cfg["LMS_JOB_LEASE"] == 600 and cfg["LMS_JOB_BACKOFF_BASE"] == 0
+    assert (cfg["LMS_JOB_QUEUE"], cfg["LTI_CLOCK_SKEW"], cfg["LTI_COOKIE_CHECK"],
+            cfg["LTI_STORE_PREFIX"]) == ("ward-a", 5, False, "a:lti:")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"LMS_JOB_LEASE": "soon"}, "LMS_JOB_LEASE: 'soon' is not a duration"),
+    ({"LMS_JOB_KEEP": "-1d"}, "LMS_JOB_KEEP"),
+    ({"LMS_SESSION_IDLE": "0"}, "LMS_SESSION_IDLE: '0' is not a duration; use a positive"),
+    ({"LTI_CLOCK_SKEW": "a minute"}, "LTI_CLOCK_SKEW must be a number of seconds"),
+    ({"LTI_REGISTRATION_CACHE_SECONDS": "-5"}, "LTI_REGISTRATION_CACHE_SECONDS"),
+    ({"LTI_COOKIE_CHECK": "maybe"}, "LTI_COOKIE_CHECK must be 1 or 0"),
+    ({"LMS_PASSWORD_HASH_PROFILE": "paranoid"}, "must be standard or fast"),
+    ({"LMS_ENV": "production", "SECRET_KEY": "x" * 40, "DATABASE_URL": "postgresql://x/y",
+      "LMS_BASE_URL": "https://t.example.org", "LMS_PASSWORD_HASH_PROFILE": "fast"},
+     "fast is for tests only"),
+])
+def test_bad_new_settings_are_refused(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path, env)
+
+
+def test_password_hash_profile(tmp_path):
+    assert load_config(tmp_path, {})["LMS_PASSWORD_HASH_PROFILE"] == "standard"
+    production = {"LMS_ENV": "production", "SECRET_KEY": "x" * 40,
+                  "DATABASE_URL": "postgresql://x/y", "LMS_BASE_URL": "https://t.example.org"}
+    assert load_config(tmp_path, production)["LMS_PASSWORD_HASH_PROFILE"] == "standard"
+    assert load_config(tmp_path, {"LMS_PASSWORD_HASH_PROFILE": "Fast"})[
+        "LMS_PASSWORD_HASH_PROFILE"] == "fast"

@@ -5,6 +5,7 @@ Services take plain values, ``flush()`` and never commit: the view or CLI comman
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Iterable
@@ -28,14 +29,11 @@ from lms_plugin.accounts.models import (
     User,
 )
 from lms_plugin.authz import ROLES
+from lms_plugin.config import password_hash_parameters
 from lms_plugin.db import check_fits, utcnow
 from lms_plugin.errors import Conflict, NotFound, ValidationFailed
 from lms_plugin.extensions import db, limiter
 
-_hasher = PasswordHasher()
-# A real hash of a random password: verifying against it when the email is unknown keeps the
-# response time the same as for a wrong password, so login does not reveal which emails exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 MIN_PASSWORD_LENGTH = 12
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: RFC 5321 section 4.5.3.1: a local part holds at most 64 octets and a path at most 256
@@ -102,8 +100,26 @@ def set_grade_policy(organisation: str, policy: str) -> Organisation:
     return org
 
 
+@functools.cache
+def _hashing(profile: str) -> tuple[PasswordHasher, str]:
+    """The argon2 hasher of ``LMS_PASSWORD_HASH_PROFILE`` and a dummy hash made with it.
+
+    The dummy is a real hash of a random password: verifying against it when the email is
+    unknown costs the same as a wrong password, so sign-in does not reveal which emails
+    exist. Built on first use (not at import: a hash at full cost takes most of a second).
+    """
+    hasher = PasswordHasher.from_parameters(password_hash_parameters(profile))
+    return hasher, hasher.hash(secrets.token_urlsafe(16))
+
+
+def _hasher() -> PasswordHasher:
+    return _hashing(current_app.config["LMS_PASSWORD_HASH_PROFILE"])[0]
+
+
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    """An argon2id hash of ``password`` at the cost of ``LMS_PASSWORD_HASH_PROFILE``
+    (``standard``: RFC 9106 section 4, argon2-cffi's default; ``fast``: tests only)."""
+    return _hasher().hash(password)
 
 
 def normalise_email(email: str) -> str:
@@ -216,13 +232,14 @@ def authenticate(email: str, password: str) -> User | None:
     """The active user with these local credentials, or None (same timing either way)."""
     email = email.strip().lower()
     cred = db.session.scalar(select(LocalCredential).where(LocalCredential.email == email))
+    hasher, dummy_hash = _hashing(current_app.config["LMS_PASSWORD_HASH_PROFILE"])
     try:
-        _hasher.verify(cred.password_hash if cred else _DUMMY_HASH, password)
+        hasher.verify(cred.password_hash if cred else dummy_hash, password)
     except (VerificationError, InvalidHashError):
         return None
     if cred is None or not cred.user.active:
         return None
-    if _hasher.check_needs_rehash(cred.password_hash):
+    if hasher.check_needs_rehash(cred.password_hash):
         cred.password_hash = hash_password(password)
     cred.user.last_login_at = utcnow()
     db.session.flush()
@@ -240,7 +257,7 @@ def change_password(user: User, current: str, new: str, keep_session: str | None
     if cred is None:
         raise ValidationFailed("this account signs in through the LMS", field="password")
     try:
-        _hasher.verify(cred.password_hash, current)
+        _hasher().verify(cred.password_hash, current)
     except (VerificationError, InvalidHashError):
         raise ValidationFailed("current password is wrong", field="current_password") from None
     if len(new) < MIN_PASSWORD_LENGTH:

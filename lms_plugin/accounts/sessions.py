@@ -222,8 +222,7 @@ def store() -> SessionStore:
     """Redis when ``REDIS_URL`` is set, else the database (the app's three configurations)."""
     url = current_app.config.get("REDIS_URL")
     if url:
-        return RedisSessionStore(url, current_app.config.get("SESSION_STORE_PREFIX",
-                                                             "lms:session:"))
+        return RedisSessionStore(url, current_app.config["SESSION_STORE_PREFIX"])
     return DbSessionStore()
 
 

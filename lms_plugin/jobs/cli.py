@@ -1,4 +1,4 @@
-"""``lms-plugin worker`` and ``lms-plugin outbox list|retry``: thin commands over services."""
+"""``lms-plugin worker`` and ``lms-plugin outbox list|retry|prune``: thin commands."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from lms_plugin.config import ConfigError
+from lms_plugin.config import ConfigError, parse_duration
 from lms_plugin.db import DB_INT_MAX, utcnow
 from lms_plugin.errors import DomainError
 from lms_plugin.extensions import db
-from lms_plugin.jobs import services, worker
+from lms_plugin.jobs import queries, worker
 from lms_plugin.jobs.models import STATUSES
 
 
@@ -67,7 +67,7 @@ outbox_cli = AppGroup("outbox", help="Inspect and retry background jobs (grades,
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 10000))
 def list_command(status: str | None, limit: int) -> None:
     """List jobs of every organisation, most recently changed first."""
-    jobs = services.list_jobs(services.ALL_ORGANISATIONS, status, limit=limit)
+    jobs = queries.list_jobs(queries.ALL_ORGANISATIONS, status, limit=limit)
     if not jobs:
         click.echo("No jobs" + (f" with status {status}." if status else "."))
         return
@@ -87,12 +87,12 @@ def retry_command(job_id: int | None, all_failed: bool) -> None:
         raise click.UsageError("give a job ID or --all-failed (not both)")
     try:
         if all_failed:
-            count = services.retry_all_failed(services.ALL_ORGANISATIONS)
+            count = queries.retry_all_failed(queries.ALL_ORGANISATIONS)
             db.session.commit()
             click.echo(f"Queued again: {count} failed job(s), paced per LMS." if count
                        else "No failed jobs.")
             return
-        job = services.retry_job(job_id, services.ALL_ORGANISATIONS)
+        job = queries.retry_job(job_id, queries.ALL_ORGANISATIONS)
     except DomainError as exc:
         db.session.rollback()
         raise click.ClickException(exc.message) from None
@@ -103,16 +103,17 @@ def retry_command(job_id: int | None, all_failed: bool) -> None:
 @outbox_cli.command("prune")
 @click.option("--older-than", "older_than", default=None,
               help="Keep finished jobs younger than this (30d, 12h…; default LMS_JOB_KEEP).")
-@click.option("--batch", default=services.PRUNE_BATCH, show_default=True,
+@click.option("--batch", default=queries.PRUNE_BATCH, show_default=True,
               type=click.IntRange(1, 100_000), help="Rows deleted per transaction.")
 def prune_command(older_than: str | None, batch: int) -> None:
     """Delete succeeded and superseded jobs that finished long ago (failed and rejected
     jobs stay). The worker does the same every hour; this is for operators."""
     try:
-        keep = services.parse_duration(older_than) if older_than is not None else None
+        keep = (parse_duration("--older-than", older_than, allow_zero=True).total_seconds()
+                if older_than is not None else None)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     now = utcnow()
-    total, _ = services.run_in_batches(
-        lambda: services.prune_batch(now, keep_seconds=keep, limit=batch), batch_size=batch)
+    total, _ = queries.run_in_batches(
+        lambda: queries.prune_batch(now, keep_seconds=keep, limit=batch), batch_size=batch)
     click.echo(f"Deleted {total} finished job(s).")

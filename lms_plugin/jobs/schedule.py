@@ -18,8 +18,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
-from lms_plugin.jobs import services
 from lms_plugin.jobs.models import JobSchedule
+from lms_plugin.jobs.outbox import enqueue
+from lms_plugin.jobs.registry import discover_handlers
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def _insert_ignore(kind: str, next_run_at: datetime) -> None:
 
 def enqueue_due(now: datetime | None = None) -> list[str]:
     """Enqueue each periodic kind whose time has come; the kinds enqueued. Commits."""
-    services.discover_handlers()
+    discover_handlers()
     now = now or utcnow()
     enqueued = []
     for entry in periodic_jobs():
@@ -81,7 +82,7 @@ def enqueue_due(now: datetime | None = None) -> list[str]:
             execution_options={"synchronize_session": False},
         ).first()
         if advanced is not None:
-            services.enqueue(entry.kind, entry.payload, coalesce_key=f"schedule:{entry.kind}",
+            enqueue(entry.kind, entry.payload, coalesce_key=f"schedule:{entry.kind}",
                              now=now)
             enqueued.append(entry.kind)
         db.session.commit()

@@ -10,7 +10,7 @@ from flask_login import current_user
 from lms_plugin.authz import allow
 from lms_plugin.errors import Conflict
 from lms_plugin.extensions import db
-from lms_plugin.jobs import services
+from lms_plugin.jobs import queries
 from lms_plugin.jobs.models import RETRYABLE, STATUSES
 
 bp = Blueprint("jobs", __name__, template_folder="templates")
@@ -45,17 +45,17 @@ def job_list():
         abort(400, f"Unknown status {status!r}; use one of {', '.join(STATUSES)} or all.")
     wanted = RETRYABLE if status == ATTENTION else None if status == "all" else status
     before = _cursor(request.args.get("before"))
-    jobs = services.list_jobs(current_user.organisation_id, wanted, limit=PER_PAGE + 1,
+    jobs = queries.list_jobs(current_user.organisation_id, wanted, limit=PER_PAGE + 1,
                               before=before)
     older = None
     if len(jobs) > PER_PAGE:
         jobs = jobs[:PER_PAGE]
         older = f"{jobs[-1].updated_at.isoformat()},{jobs[-1].id}"
-    counts = services.count_by_status(current_user.organisation_id)
-    progress = services.retry_all_progress(current_user.organisation_id)
+    counts = queries.count_by_status(current_user.organisation_id)
+    progress = queries.retry_all_progress(current_user.organisation_id)
     return render_template("jobs/jobs.html", jobs=jobs, counts=counts, status=status,
                            statuses=STATUSES, retryable=RETRYABLE, older=older,
-                           first_page=before is None, cap=services.COUNT_CAP,
+                           first_page=before is None, cap=queries.COUNT_CAP,
                            progress=progress)
 
 
@@ -63,7 +63,7 @@ def job_list():
 @allow("admin")
 def retry(job_id: int):
     # CSRF is checked by the app-wide CSRFProtect before the view runs (400 without it).
-    job = services.retry_job(job_id, current_user.organisation_id, actor=current_user)
+    job = queries.retry_job(job_id, current_user.organisation_id, actor=current_user)
     db.session.commit()
     flash(f"Job #{job.id} ({job.kind}) will be sent again shortly.", "info")
     return redirect(url_for("jobs.job_list", status=request.args.get("status") or None))
@@ -73,7 +73,7 @@ def retry(job_id: int):
 @allow("admin")
 def retry_failed():
     try:
-        total = services.request_retry_all_failed(current_user.organisation_id,
+        total = queries.request_retry_all_failed(current_user.organisation_id,
                                                   actor=current_user)
     except Conflict as exc:
         flash(exc.message, "info")

@@ -21,19 +21,19 @@ from typing import Any, Protocol
 from flask import Flask, current_app, has_app_context
 from sqlalchemy.exc import OperationalError
 
+from lms_plugin.config import DEFAULT_JOB_QUEUE
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 from lms_plugin.jobs import schedule, services
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = "lms-outbox"
+DEFAULT_QUEUE = DEFAULT_JOB_QUEUE
 
 
 def queue_name() -> str:
-    """The RQ queue: ``LMS_JOB_QUEUE`` (config, then environment) or the default."""
-    return (current_app.config.get("LMS_JOB_QUEUE")
-            or os.environ.get("LMS_JOB_QUEUE", "").strip() or DEFAULT_QUEUE)
+    """The RQ queue: ``LMS_JOB_QUEUE`` (parsed by ``load_config``) or the default."""
+    return current_app.config.get("LMS_JOB_QUEUE") or DEFAULT_QUEUE
 
 
 def make_worker_id() -> str:

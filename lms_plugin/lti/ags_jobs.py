@@ -35,7 +35,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from lms_plugin.errors import ValidationFailed
 from lms_plugin.extensions import db
@@ -47,6 +47,7 @@ from lms_plugin.jobs.services import (
     Superseded,
     enqueue,
     job_handler,
+    newer_job_exists,
 )
 from lms_plugin.lti.ags import Score, ensure_lineitem, iso_timestamp, post_score
 from lms_plugin.lti.models import (
@@ -145,19 +146,6 @@ def enqueue_module_scores(*, user_id: int, module_slug: str, score_percent: floa
     return jobs
 
 
-def _newer_exists(job_id: int) -> bool:
-    """Whether a newer score for the same key was queued since this job was claimed."""
-    job = db.session.get(OutboxJob, job_id)
-    if job is None or job.coalesce_key is None:
-        return False
-    return db.session.scalar(select(OutboxJob.id).where(
-        OutboxJob.coalesce_key == job.coalesce_key, OutboxJob.id != job.id,
-        OutboxJob.status != SUPERSEDED,
-        or_(OutboxJob.event_at > job.event_at,
-            and_(OutboxJob.event_at == job.event_at, OutboxJob.id > job.id))).limit(1)
-    ) is not None
-
-
 @job_handler(KIND)
 def deliver_score(payload: dict[str, Any], ctx: JobContext) -> None:
     """Post one score to the platform (runs in the worker, once per claim)."""
@@ -239,7 +227,7 @@ def _after_conflict(platform: LtiPlatform, lineitem: str, score: Score, ctx: Job
                     first: ServiceRefused) -> None:
     """Moodle's 409: the stored score's timestamp is not older than ours (same second, or our
     own earlier post whose answer was lost). Only the newest score may be bumped."""
-    if _newer_exists(ctx.job_id):
+    if newer_job_exists(ctx.job_id):
         raise Superseded(f"the platform holds a newer score ({first.message})")
     base = score.timestamp.replace(microsecond=0)
     last = first

@@ -268,7 +268,7 @@ def sync_context(context_id: int, now: datetime | None = None) -> SyncReport:
     report = SyncReport(members=len(members), differences=use_differences)
     listed = list({m.sub: m for m in filter(None, map(_listed, members))}.values())
     listed_active = sum(1 for m in listed if m.active)
-    min_share = float(current_app.config.get("LMS_ROSTER_MIN_SHARE", 0.5))
+    min_share = float(current_app.config["LMS_ROSTER_MIN_SHARE"])
     suspicious = False
     if not use_differences:
         active_before = db.session.scalar(

@@ -137,7 +137,7 @@ memory_cache = _MemoryCache()
 def _cache() -> _MemoryCache | _RedisCache:
     url = current_app.config.get("REDIS_URL")
     if url:
-        prefix = current_app.config.get("LTI_STORE_PREFIX", "lms:lti:") + "token:"
+        prefix = current_app.config["LTI_STORE_PREFIX"] + "token:"
         return _RedisCache(url, prefix)
     return memory_cache
 

@@ -51,7 +51,7 @@ class LtiStore(LaunchDataStorage[t.Any]):
     @classmethod
     def for_app(cls) -> LtiStore:
         config = current_app.config
-        return cls(config.get("REDIS_URL"), config.get("LTI_STORE_PREFIX", "lms:lti:"))
+        return cls(config.get("REDIS_URL"), config["LTI_STORE_PREFIX"])
 
     def get_session_cookie_name(self) -> str | None:
         return None

@@ -136,7 +136,7 @@ class LoginRegistrationCache:
     def for_app(cls) -> LoginRegistrationCache:
         cache = current_app.extensions.get("lti_login_registrations")
         if cache is None:
-            ttl = float(current_app.config.get("LTI_REGISTRATION_CACHE_SECONDS", 5))
+            ttl = float(current_app.config["LTI_REGISTRATION_CACHE_SECONDS"])
             cache = current_app.extensions["lti_login_registrations"] = cls(ttl)
         return cache
 
@@ -485,7 +485,7 @@ class LaunchValidator(FlaskMessageLaunch):
             jwt.decode(
                 self._get_id_token(), key, algorithms=[ALLOWED_ALG],
                 audience=reg.get_client_id(), issuer=reg.get_issuer(),
-                leeway=current_app.config.get("LTI_CLOCK_SKEW", 60),
+                leeway=current_app.config["LTI_CLOCK_SKEW"],
                 options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError as exc:

@@ -121,7 +121,7 @@ def login():
     oidc = ToolLogin(FlaskRequest(), DbToolConf(), launch_data_storage=store)
     launch_url = services.tool_urls(current_app.config["LMS_BASE_URL"])["launch_url"]
     try:
-        if (current_app.config.get("LTI_COOKIE_CHECK", True) and not storage_target
+        if (current_app.config["LTI_COOKIE_CHECK"] and not storage_target
                 and not _param("lti1p3_new_window")):
             oidc.validate_oidc_login()  # refuse unknown/disabled registrations right away
             return _cookie_check_page()

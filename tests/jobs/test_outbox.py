@@ -87,6 +87,25 @@ def test_newer_event_supersedes_older_pending_job(app):
     assert job_row(app, old).status == "superseded"
 
 
+def test_newer_job_exists_is_the_one_public_check(app):
+    """``jobs.newer_job_exists`` (the runner's supersede rule, also asked by the AGS
+    handler): a later event of the same key, or the same event enqueued later."""
+    first = _enqueue(app, {"v": 1}, coalesce_key="score:u1", event_at=T0)
+    same_time_later = _enqueue(app, {"v": 2}, coalesce_key="score:u1", event_at=T0)
+    older_late = _enqueue(app, {"v": 0}, coalesce_key="score:u1",
+                          event_at=T0 - timedelta(seconds=1))
+    lone = _enqueue(app, {"v": 3}, coalesce_key="score:u2", event_at=T0)
+    unkeyed = _enqueue(app, {"v": 4})
+    with app.app_context():
+        assert services.newer_job_exists(first) and services.newer_job_exists(older_late)
+        assert not services.newer_job_exists(same_time_later)
+        assert not services.newer_job_exists(lone)
+        assert not services.newer_job_exists(unkeyed)
+        assert not services.newer_job_exists(10**9)
+        job = db.session.get(OutboxJob, first)
+        assert services.newer_job_id(job) == same_time_later
+
+
 def test_older_event_enqueued_later_never_overwrites_newer(app):
     new = _enqueue(app, {"v": 2}, coalesce_key="score:u1", event_at=T0 + timedelta(seconds=5))
     late_old = _enqueue(app, {"v": 1}, coalesce_key="score:u1", event_at=T0)

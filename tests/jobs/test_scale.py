@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, select
 
 from lms_plugin.accounts.models import AuditEvent
 from lms_plugin.extensions import db
-from lms_plugin.jobs import services, tasks
+from lms_plugin.jobs import queries, services, tasks
 from lms_plugin.jobs.models import OutboxJob
 from tests.jobs.conftest import T0
 from tests.statements import counted
@@ -76,7 +76,7 @@ def test_counts_stop_at_the_cap_and_say_so(app, client, login_as, org_id, monkey
     with app.app_context():
         counts = services.count_by_status(org_id, cap=5)
     assert counts["succeeded"] == 6 and counts["failed"] == 2 and counts["pending"] == 0
-    monkeypatch.setattr(services, "COUNT_CAP", 5)
+    monkeypatch.setattr(queries, "COUNT_CAP", 5)
     html = client.get("/admin/jobs").get_data(as_text=True)
     assert "Succeeded (5+)" in html and "Failed (2)" in html
 
@@ -116,7 +116,7 @@ def _left(app) -> set[int]:
 def test_scheduled_prune_deletes_old_finished_jobs_in_batches_and_keeps_the_rest(
         app, org_id, monkeypatch):
     world = _prune_world(app, org_id)
-    monkeypatch.setattr(services, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(queries, "PRUNE_BATCH", 2)
     monkeypatch.setattr(tasks, "PRUNE_BATCHES_PER_RUN", 1)
     with app.app_context():
         services.enqueue(services.PRUNE_KIND, {}, coalesce_key="schedule:outbox.prune",
@@ -158,8 +158,8 @@ def test_prune_is_scheduled_hourly(app):
 def test_retry_all_failed_requeues_in_the_background_paced_per_platform(
         app, client, login_as, org_id, monkeypatch):
     admin = login_as("admin")
-    monkeypatch.setattr(services, "RETRY_BATCH", 100)
-    monkeypatch.setattr(services, "RETRY_BATCHES_PER_RUN", 2)
+    monkeypatch.setattr(queries, "RETRY_BATCH", 100)
+    monkeypatch.setattr(queries, "RETRY_BATCHES_PER_RUN", 2)
     failed = _bulk(app, org_id, "failed", 450, payloads=[
         {"platform_id": 1}, {"platform_id": 2}, {"no": "platform"}])
     token = re.search(r'name="csrf_token" value="([^"]+)"',
