@@ -87,6 +87,7 @@ def job_handler(kind: str) -> Callable[[Handler], Handler]:
 
 
 def registered_kinds() -> list[str]:
+    """The job kinds that have a handler, sorted (after :func:`discover_handlers`: all)."""
     return sorted(_HANDLERS)
 
 
