@@ -49,6 +49,7 @@ from lms_plugin.jobs.services import (
     enqueue,
     job_handler,
 )
+from lms_plugin.learning import services as learning
 from lms_plugin.lti.ags import Score, ensure_lineitem, iso_timestamp, post_score
 from lms_plugin.lti.models import (
     LtiContext,
@@ -228,8 +229,6 @@ def _policy_score(policy: dict[str, Any], now: datetime) -> tuple[float, str]:
     """The grade policy's percentage and gradebook comment for the job's learner and module,
     read now (after every grading transaction so far committed). Superseded when the
     learner has no graded attempt in the current validity period any more."""
-    from lms_plugin.learning import services as learning  # learning imports this module
-
     chosen = learning.policy_score(int(policy["user_id"]), int(policy["module_id"]), now)
     if chosen is None:
         raise Superseded("no graded attempt in the learner's current validity period")
