@@ -28,6 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_converters(app)  # before the blueprints: ids beyond the database's range 404
     register_blueprints(app)
     register_commands(app)
+    register_subscribers(app)
     register_template_helpers(app)
 
     from lms_plugin.errors import register_error_handlers
@@ -145,6 +146,13 @@ def register_commands(app: Flask) -> None:
     for command in (users_cli, org_cli, content_cli, outbox_cli, worker_command, platform_cli,
                     keys_cli):
         app.cli.add_command(command)
+
+
+def register_subscribers(app: Flask) -> None:
+    """Connect each package's receivers of the domain events (lms_plugin/events.py)."""
+    from lms_plugin import lti
+
+    lti.subscribe(app)
 
 
 def register_template_helpers(app: Flask) -> None:
