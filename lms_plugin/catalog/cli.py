@@ -18,8 +18,9 @@ from lms_plugin.catalog.content_format import BankResult, ContentBundle, load_co
 from lms_plugin.errors import DomainError
 from lms_plugin.extensions import db
 
-# The repository's content/ (shipped starter modules), imported by ``lms-plugin setup``.
-SHIPPED_CONTENT = Path(__file__).resolve().parents[2] / "content"
+# The shipped starter modules (lms_plugin/content/, inside the package so a wheel install has
+# them), imported by ``lms-plugin setup``.
+SHIPPED_CONTENT = Path(__file__).resolve().parents[1] / "content"
 
 content_cli = AppGroup("content", help="Validate, import and export training content files.")
 
