@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message is one line meant for an operator."""
 

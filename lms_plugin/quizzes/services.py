@@ -1,7 +1,7 @@
 """Quiz rules: drawing an attempt's questions, grading answers, submitting exactly once.
 
 Grading is a pure function of (item type, the question's ``data``, the response) so the rules
-content authors rely on (see ``lms_plugin/content/README.md``) are tested without a database. Submission
+content authors rely on (see ``content/README.md``) are tested without a database. Submission
 is idempotent: the attempt row is locked (``SELECT … FOR UPDATE`` on PostgreSQL) and moved out
 of ``in_progress`` with a compare-and-set update, so a double click, a replayed form or two
 tabs grade it once and every later call returns the first result.
