@@ -183,7 +183,7 @@ def test_shipped_content_and_migrations_are_found_inside_the_package():
     from lms_plugin.catalog.cli import SHIPPED_CONTENT
 
     package = Path(__import__("lms_plugin").__file__).parent
-    assert SHIPPED_CONTENT == package / "content"
+    assert package / "content" == SHIPPED_CONTENT
     assert (SHIPPED_CONTENT / "modules").is_dir() and (SHIPPED_CONTENT / "README.md").is_file()
-    assert health.MIGRATIONS_DIR == package / "migrations"
+    assert package / "migrations" == health.MIGRATIONS_DIR
     assert (health.MIGRATIONS_DIR / "env.py").is_file()
