@@ -504,7 +504,7 @@ def main() -> None:
         from flask_migrate import upgrade
 
         with app.app_context():
-            upgrade(directory=str(args.code.resolve() / "migrations"))
+            upgrade(directory=str(args.code.resolve() / "lms_plugin" / "migrations"))
         log(f"generating at scale {args.scale} into {url.rsplit('/', 1)[-1]}")
         started = time.perf_counter()
         ids = generate(app, args.scale)

@@ -16,9 +16,6 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message is one line meant for an operator."""
@@ -114,6 +111,11 @@ def _secret_key(instance_path: Path, production: bool, env: Mapping[str, str]) -
 
 
 def _database_url(instance_path: Path, env: Mapping[str, str]) -> str:
+    # Imported here: the CLI imports this module for ConfigError, and ``lms-plugin --help``
+    # must not pay for SQLAlchemy (bench/bench_cli.py).
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     url = env.get("DATABASE_URL", "").strip()
     if not url:
         instance_path.mkdir(parents=True, exist_ok=True)
@@ -189,6 +191,20 @@ def _share(raw: str, name: str, default: float) -> float:
     return value
 
 
+def _timezone(raw: str) -> str:
+    """An IANA time zone name (``Europe/Paris``) that the tz database knows (zoneinfo);
+    refused at start rather than when the first organisation is created and shown a date."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = raw.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "America"
+        raise ConfigError(f"LMS_DEFAULT_TIMEZONE must be an IANA time zone name such as "
+                          f"America/New_York or Europe/Paris, not {raw!r}") from None
+    return name
+
+
 def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from ``env`` (default ``os.environ``); raise ConfigError if unsafe."""
     env = os.environ if env is None else env
@@ -244,7 +260,7 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "LMS_PROXY_FIX": proxy_fix,
         "LMS_TRUSTED_PROXIES": trusted_proxies,
         "LMS_FRAME_ANCESTORS": tuple(frame_ancestors),
-        "LMS_DEFAULT_TIMEZONE": env.get("LMS_DEFAULT_TIMEZONE", "America/New_York"),
+        "LMS_DEFAULT_TIMEZONE": _timezone(env.get("LMS_DEFAULT_TIMEZONE", "America/New_York")),
         # Slow down, do not lock out: tiers per account+address pair (5 in a minute, then
         # 10 in 15 minutes, 20 an hour), a looser limit per address (hospitals NAT many staff).
         "LMS_LOGIN_RATE_LIMIT": _rate_limit("LMS_LOGIN_RATE_LIMIT", env.get(

@@ -14,7 +14,8 @@ from sqlalchemy import text
 
 from lms_plugin.extensions import db
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: Alembic revisions, shipped inside the package so a wheel install can upgrade its database.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 @cache

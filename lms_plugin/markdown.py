@@ -72,8 +72,8 @@ _PROMPT_IMAGE_RE = re.compile(r"!\[([^\]\n]*)\]\(\s*<?(images/[^)\s>]+)>?\s*\)")
 def render_prompt(text: str, module_id: int) -> Markup:
     """A question prompt: plain text (escaped, never Markdown: ``2*3`` or ``_____`` stay as
     written), except ``![alt](images/x.png)``, which becomes an ``<img>`` served by the
-    module's asset route (content/README.md, "Questions"). The output is phrasing content,
-    so it may sit inside a ``<legend>`` or ``<label>``."""
+    module's asset route (lms_plugin/content/README.md, "Questions"). The output is phrasing
+    content, so it may sit inside a ``<legend>`` or ``<label>``."""
     parts: list[str] = []
     last = 0
     for match in _PROMPT_IMAGE_RE.finditer(text or ""):

@@ -32,9 +32,19 @@ def worker_command(once: bool, limit: int, in_process: bool, queue_name: str | N
     redis_url = current_app.config.get("REDIS_URL")
     stop = threading.Event()
     if redis_url and not in_process:
-        click.echo(f"worker {worker_id}: RQ on {redis_url.split('@')[-1]}")
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        where = redis_url.split("@")[-1]  # never echo a password
+        click.echo(f"worker {worker_id}: RQ on {where}")
         queue_name = queue_name or worker.queue_name()
-        worker.run_rq(redis_url, stop, once=once, queue_name=queue_name)
+        try:
+            worker.run_rq(redis_url, stop, once=once, queue_name=queue_name)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            reason = str(exc).strip().strip("'\"") or type(exc).__name__
+            raise click.ClickException(
+                f"Redis at {where} is unreachable ({reason}). Check REDIS_URL, or run "
+                "'lms-plugin worker --in-process' to poll the outbox without Redis.") from None
         return
     if once:
         totals = worker.drain(worker_id, limit=limit)
