@@ -16,7 +16,8 @@ org_cli = AppGroup("org", help="Organisations: create, list, settings.")
 
 @users_cli.command("create-admin")
 @click.option("--email", required=True, help="Sign-in email of the new admin.")
-@click.option("--organisation", help="Organisation of the account (default: the only one there is).")
+@click.option("--organisation",
+              help="Organisation of the account (default: the only one there is).")
 @click.option("--password-prompt", is_flag=True,
               help="Read the password from a prompt instead of printing a one-time password.")
 def create_admin(email: str, organisation: str, password_prompt: bool) -> None:

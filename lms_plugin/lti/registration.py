@@ -579,9 +579,10 @@ def register_dynamically(openid_configuration: str | None, registration_token: s
     itself issues. The same platform registering again (same issuer and client id: Moodle's
     "Update") brings its own registration up to date (:func:`_update_registration`); the
     configuration must come from the issuer's own origin and the platform's registration
-    endpoint must accept the token, so nobody else can change it. A registration made without a signed-in admin is stored **disabled**
-    (pending approval, ``lms-plugin platform enable ID``), so nobody can make the tool trust
-    an unknown LMS just by running a registration. An admin signed in to the tool in the
+    endpoint must accept the token, so nobody else can change it. A registration made
+    without a signed-in admin is stored **disabled** (pending approval,
+    ``lms-plugin platform enable ID``), so nobody can make the tool trust an unknown LMS
+    just by running a registration. An admin signed in to the tool in the
     same browser (``actor``) gets it enabled in their own organisation at once; the view
     only passes an actor from a CSRF-protected POST, so a foreign page embedding the URL
     cannot borrow an admin's session.

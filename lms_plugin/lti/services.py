@@ -90,9 +90,9 @@ def register_platform(
 
     Give the organisation by id or by name or slug (an existing one; with neither, the only
     one there is: :func:`~lms_plugin.accounts.services.resolve_organisation`, which raises
-    NotFound / ValidationFailed listing the known ones and never creates one). A registration needs a way to
-    verify id_tokens: a key set URL (normal) or a static public key. Every value longer than
-    its column is refused (ValidationFailed naming it), never cut.
+    NotFound / ValidationFailed listing the known ones and never creates one). A
+    registration needs a way to verify id_tokens: a key set URL (normal) or a static public
+    key. Every value longer than its column is refused (ValidationFailed naming it), never cut.
     """
     issuer = _check_url(issuer, "issuer") or ""
     client_id = (client_id or "").strip()

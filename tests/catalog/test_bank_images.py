@@ -11,6 +11,7 @@ import shutil
 import struct
 import zlib
 
+import pytest
 from sqlalchemy import select
 
 from lms_plugin.catalog import moodle_xml
@@ -19,6 +20,13 @@ from lms_plugin.catalog.models import ContentAsset, Module
 from lms_plugin.extensions import db
 from tests.catalog.helpers import copy_valid
 from tests.conftest import csrf_token
+
+
+@pytest.fixture(autouse=True)
+def _first_organisation(factory) -> None:
+    """What the first-run setup leaves: one organisation (commands never create one)."""
+    factory.organisation("Default Health System")
+
 
 
 def png(width: int = 4, height: int = 3) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from lms_plugin.accounts.models import AuditEvent, Organisation
@@ -20,6 +21,13 @@ from lms_plugin.catalog.models import (
 )
 from lms_plugin.extensions import db
 from tests.catalog.helpers import VALID, copy_valid
+
+
+@pytest.fixture(autouse=True)
+def _first_organisation(factory) -> None:
+    """What the first-run setup leaves: one organisation (commands never create one)."""
+    factory.organisation("Default Health System")
+
 
 TABLES = (Organisation, ClinicalSystem, Module, ModuleVersion, Lesson, Question, ContentAsset,
           AuditEvent)
@@ -219,8 +227,10 @@ def test_import_refuses_invalid_content_and_writes_nothing(app, tmp_path):
 
 
 def test_import_into_a_named_organisation_is_isolated(app):
+    assert app.test_cli_runner().invoke(args=["org", "create", "North Clinic"]).exit_code == 0
     assert run(app, "import", str(VALID), "--organisation", "North Clinic").exit_code == 0
-    assert run(app, "import", str(VALID)).exit_code == 0
+    assert run(app, "import", str(VALID), "--organisation", "Default Health System"
+               ).exit_code == 0
     with app.app_context():
         orgs = {o.name: o.id for o in db.session.scalars(select(Organisation))}
         assert len(services.list_modules(orgs["North Clinic"])) == 1
