@@ -134,9 +134,9 @@ def register_platform(
             hosts.append(host)
     existing = find_platform(issuer, client_id)
     if existing is not None:
-        raise Conflict(f"platform {existing.id} ({existing.name}) already has issuer {issuer} "
-                       f"and client id {client_id}: see lms-plugin platform show {existing.id}",
-                       field="client_id")
+        raise Conflict(f"a platform with issuer {issuer} and client id {client_id} exists "
+                       f"already (platform {existing.id}, {existing.name}: lms-plugin platform "
+                       f"show {existing.id})", field="client_id")
 
     if organisation_id is not None:
         org = db.session.get(Organisation, organisation_id)

@@ -164,6 +164,7 @@ def test_cli_writes_images_beside_the_yaml_and_the_module_imports_and_shows_them
     (folder / "module.yaml").write_text(text.split("questions:")[0] + out.read_text())
     shutil.copytree(out.parent / "images", folder / "images")
     assert load_content(root).problems == []
+    assert runner.invoke(args=["org", "create", "General Hospital"]).exit_code == 0
     imported = runner.invoke(args=["content", "import", str(root), "--organisation",
                                    "General Hospital"])
     assert imported.exit_code == 0, imported.output
