@@ -56,7 +56,7 @@ FIRST_ORGANISATION = "Default Health System"
 def get_or_create_organisation(name: str, timezone: str = "America/New_York") -> Organisation:
     """The organisation of this name (created, flushed, when new).
 
-    Only for the first-run setup (:func:`ensure_first_admin`) and test fixtures: every
+    Only for test fixtures (the first-run setup uses :func:`create_organisation`): every
     command and request names an *existing* organisation through
     :func:`resolve_organisation`, so a typo never creates an empty organisation (issue 12.1).
     Raises ValidationFailed (field ``organisation``) for an empty name or one longer than

@@ -196,11 +196,12 @@ def test_set_grade_policy_of_an_unknown_organisation_lists_the_known_ones(app):
     assert "known organisations: 'General Hospital'" in result.output
 
 
-def test_first_run_setup_creates_the_first_organisation_explicitly(app):
+def test_first_run_setup_creates_the_first_organisation_explicitly(app, monkeypatch):
+    monkeypatch.setitem(app.config, "LMS_DEFAULT_TIMEZONE", "Europe/Dublin")
     result = run(app, "users", "ensure-admin")
     assert result.exit_code == 0, result.output
     assert "in Default Health System" in result.output
-    assert [name for name, _ in orgs(app)] == ["Default Health System"]
+    assert orgs(app) == [("Default Health System", "Europe/Dublin")]  # the setting applies
     # Later organisations do not change where the first-run setup puts things.
     assert run(app, "org", "create", "Mercy Health").exit_code == 0
     assert "exists already" in run(app, "users", "ensure-admin").output
@@ -215,3 +216,20 @@ def test_ensure_admin_with_several_organisations_refuses_to_guess(app):
     result = run(app, "users", "ensure-admin", "--organisation", "Mercy Health")
     assert result.exit_code == 0, result.output
     assert "in Mercy Health" in result.output and len(orgs(app)) == 2
+
+
+def test_setup_imports_into_the_first_admins_organisation_also_with_more_organisations(app):
+    from lms_plugin.catalog.models import Module
+    from lms_plugin.cli import setup
+
+    runner = app.test_cli_runner()
+    first = runner.invoke(setup, [])
+    assert first.exit_code == 0, first.output
+    assert "into Default Health System" in first.output
+    modules = count(app, Module)
+    assert modules > 0
+    assert run(app, "org", "create", "Mercy Health").exit_code == 0
+    again = runner.invoke(setup, [])
+    assert again.exit_code == 0, again.output
+    assert "into Default Health System" in again.output
+    assert count(app, Module) == modules and len(orgs(app)) == 2
