@@ -140,20 +140,28 @@ cli = LazyFlaskGroup(
 
 @cli.command("setup")
 @click.option("--admin-email", default="admin@example.org", show_default=True)
+@click.option("--organisation",
+              help="Organisation for the admin and the shipped content (default: the one the "
+                   "first admin belongs to; a fresh install creates \"Default Health System\").")
 @with_appcontext
-def setup(admin_email: str) -> None:
-    """First-run setup: a local admin, then the shipped training content.
-
-    Used by ``make run``: creates a local admin if none exists, then imports the shipped
-    ``lms_plugin/content/`` (idempotent: unchanged modules are left alone)."""
+def setup(admin_email: str, organisation: str | None) -> None:
+    """First-run setup used by ``make run``: create a local admin if none exists (and, on a
+    fresh install, the first organisation), then import the shipped ``lms_plugin/content/``
+    into that organisation (idempotent: unchanged modules are left alone)."""
     from lms_plugin.accounts.cli import ensure_admin
+    from lms_plugin.accounts.services import setup_organisation
     from lms_plugin.catalog.cli import SHIPPED_CONTENT, import_directory
-    from lms_plugin.catalog.services import DEFAULT_ORGANISATION
+    from lms_plugin.errors import DomainError
 
-    click.get_current_context().invoke(ensure_admin, email=admin_email)
+    click.get_current_context().invoke(ensure_admin, email=admin_email,
+                                       organisation=organisation)
     if (SHIPPED_CONTENT / "modules").is_dir():
-        click.echo(f"Importing the shipped content from {SHIPPED_CONTENT}:")
-        summary = import_directory(str(SHIPPED_CONTENT), DEFAULT_ORGANISATION)
+        try:
+            org = setup_organisation(organisation)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        click.echo(f"Importing the shipped content from {SHIPPED_CONTENT} into {org.name}:")
+        summary = import_directory(str(SHIPPED_CONTENT), org.slug)
         if summary is None:
             raise click.ClickException("the shipped content has problems (listed above)")
         click.echo(f"Shipped content: {summary.line()}.")

@@ -27,8 +27,8 @@ SHIPPED_CONTENT = Path(__file__).resolve().parents[1] / "content"
 
 content_cli = AppGroup("content", help="Validate, import and export training content files.")
 
-_ORG_OPTION = click.option("--organisation", default=services.DEFAULT_ORGANISATION,
-                           show_default=True, help="Organisation whose catalog to use.")
+_ORG_OPTION = click.option("--organisation", help="Organisation whose catalog to use "
+                           "(default: the only one there is; never created here).")
 
 
 def _report(directory: str, bundle: ContentBundle) -> None:
@@ -57,10 +57,13 @@ def validate(directory: str) -> None:
                f"{lessons} lessons, {questions} questions in {directory}.")
 
 
-def import_directory(directory: str, organisation: str) -> services.ImportSummary | None:
-    """Validate then import in one transaction; None (and nothing written) on problems.
-    Also used by ``lms-plugin setup`` for the shipped content."""
-    from lms_plugin.accounts.services import get_or_create_organisation
+def import_directory(directory: str,
+                     organisation: str | None) -> services.ImportSummary | None:
+    """Validate then import in one transaction into an existing organisation (name or slug;
+    None: the only one there is); None (and nothing written) on problems. Also used by
+    ``lms-plugin setup`` for the shipped content. An unknown organisation is a
+    ClickException listing the known ones."""
+    from lms_plugin.accounts.services import resolve_organisation
 
     bundle = load_content(directory)
     if bundle.problems:
@@ -68,7 +71,7 @@ def import_directory(directory: str, organisation: str) -> services.ImportSummar
         click.echo(f"{len(bundle.problems)} problem(s) found; nothing was imported.", err=True)
         return None
     try:
-        org = get_or_create_organisation(organisation)
+        org = resolve_organisation(organisation)
         if len(bundle.modules) > 20:
             with click.progressbar(length=len(bundle.modules), label="Importing modules",
                                    file=sys.stderr) as bar:
@@ -89,13 +92,16 @@ def import_directory(directory: str, organisation: str) -> services.ImportSummar
 @content_cli.command("import")
 @click.argument("directory", type=PathArg(file_okay=False, exists=True))
 @_ORG_OPTION
-def import_(directory: str, organisation: str) -> None:
+def import_(directory: str, organisation: str | None) -> None:
     """Validate DIRECTORY, then import it in one transaction (unchanged modules are left
     alone; changed ones get a new version with the status the file gives)."""
     summary = import_directory(directory, organisation)
     if summary is None:
         sys.exit(1)
-    click.echo(f"Imported into {organisation}: {summary.line()}.")
+    from lms_plugin.accounts.models import Organisation
+
+    org = db.session.get(Organisation, summary.organisation_id)
+    click.echo(f"Imported into {org.name}: {summary.line()}.")
 
 
 @content_cli.command("export")
@@ -103,16 +109,16 @@ def import_(directory: str, organisation: str) -> None:
 @_ORG_OPTION
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty directory (module folders are replaced).")
-def export(directory: str, organisation: str, overwrite: bool) -> None:
+def export(directory: str, organisation: str | None, overwrite: bool) -> None:
     """Write every module's newest version (and all systems) to DIRECTORY as content files."""
-    from lms_plugin.accounts.services import get_or_create_organisation
+    from lms_plugin.accounts.services import resolve_organisation
     from lms_plugin.catalog.content_format import SystemSpec
 
     root = Path(directory)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise click.ClickException(f"{directory} is not empty; use --overwrite to write into it")
     try:
-        org = get_or_create_organisation(organisation)
+        org = resolve_organisation(organisation)
     except DomainError as exc:
         db.session.rollback()
         raise click.ClickException(exc.message) from None
@@ -132,7 +138,7 @@ def export(directory: str, organisation: str, overwrite: bool) -> None:
     except OSError as exc:  # unwritable folder, a file in the way, a full disk
         raise click.ClickException(f"cannot write to {directory}: {_os_reason(exc)}") from None
     finally:
-        db.session.rollback()  # read-only (get_or_create may have added an empty organisation)
+        db.session.rollback()  # read-only
     click.echo(f"Exported {len(systems)} systems and {len(modules)} modules to {directory}.")
 
 
@@ -217,13 +223,13 @@ def import_moodle_xml(bank: str, output: str | None) -> None:
     _bank_out(result, output, None)
 
 
-def _module_questions(organisation: str, slug: str, with_images: bool = False):
+def _module_questions(organisation: str | None, slug: str, with_images: bool = False):
     """The newest version's questions of a module (and, ``with_images``, the images their
     prompts show, as ``{"images/x.png": AssetSpec}``)."""
-    from lms_plugin.accounts.services import get_or_create_organisation
+    from lms_plugin.accounts.services import resolve_organisation
 
     try:
-        module = services.get_module(get_or_create_organisation(organisation).id, slug)
+        module = services.get_module(resolve_organisation(organisation).id, slug)
     except DomainError as exc:
         db.session.rollback()
         raise click.ClickException(exc.message) from None
@@ -244,7 +250,7 @@ def _module_questions(organisation: str, slug: str, with_images: bool = False):
 @click.argument("module")
 @_ORG_OPTION
 @click.option("-o", "--output", type=PathArg(dir_okay=False))
-def export_gift(module: str, organisation: str, output: str | None) -> None:
+def export_gift(module: str, organisation: str | None, output: str | None) -> None:
     """Write MODULE's newest question pool as GIFT (ordering items are listed as not
     converted: GIFT has no ordering type)."""
     result = gift.export_gift(_module_questions(organisation, module), category=module)
@@ -255,7 +261,7 @@ def export_gift(module: str, organisation: str, output: str | None) -> None:
 @click.argument("module")
 @_ORG_OPTION
 @click.option("-o", "--output", type=PathArg(dir_okay=False))
-def export_moodle_xml(module: str, organisation: str, output: str | None) -> None:
+def export_moodle_xml(module: str, organisation: str | None, output: str | None) -> None:
     """Write MODULE's newest question pool as Moodle XML."""
     questions, images = _module_questions(organisation, module, with_images=True)
     result = moodle_xml.export_moodle_xml(questions, category=module, images=images)
