@@ -24,7 +24,7 @@ from lms_plugin.config import ConfigError
 COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("flask_migrate.cli:db", "Perform database migrations."),
     "users": ("lms_plugin.accounts.cli:users_cli", "Manage people and local accounts."),
-    "org": ("lms_plugin.accounts.cli:org_cli", "Organisation settings."),
+    "org": ("lms_plugin.accounts.cli:org_cli", "Organisations: create, list, settings."),
     "content": ("lms_plugin.catalog.cli:content_cli",
                 "Validate, import and export training content files."),
     "outbox": ("lms_plugin.jobs.cli:outbox_cli",
