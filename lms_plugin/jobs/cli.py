@@ -37,6 +37,7 @@ def worker_command(once: bool, limit: int, in_process: bool, queue_name: str | N
         worker.run_rq(redis_url, stop, once=once, queue_name=queue_name)
         return
     if once:
+        worker.Pulse(worker_id, "once")()
         totals = worker.drain(worker_id, limit=limit)
         click.echo(_summary(totals))
         return
