@@ -37,23 +37,67 @@ cli = FlaskGroup(create_app=_create_cli_app,
                  help="lms_plugin: clinical-systems training over LTI 1.3.")
 
 
+def setup_admin(email: str, organisation: str = "Default Health System",
+                ) -> tuple[str | None, str | None]:
+    """Create a local admin when none exists; (email, one-time password), or (None, None)
+    when an admin exists already. Commits (a CLI edge)."""
+    from lms_plugin.accounts import services
+    from lms_plugin.errors import DomainError
+    from lms_plugin.extensions import db
+
+    if services.any_admin_exists():
+        return None, None
+    try:
+        result = services.create_admin(email, organisation)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    return result.user.email, result.password
+
+
+def setup_content() -> str:
+    """Import the shipped ``content/`` (idempotent: unchanged modules are left alone); one
+    line per module as it goes, then the summary line returned. Commits."""
+    from lms_plugin.catalog.cli import SHIPPED_CONTENT, import_directory
+    from lms_plugin.catalog.services import DEFAULT_ORGANISATION
+
+    if not (SHIPPED_CONTENT / "modules").is_dir():
+        return f"no shipped content in {SHIPPED_CONTENT}"
+    summary = import_directory(str(SHIPPED_CONTENT), DEFAULT_ORGANISATION)
+    if summary is None:
+        raise click.ClickException("the shipped content has problems (listed above)")
+    return f"{summary.line()}."
+
+
 @cli.command("setup")
 @click.option("--admin-email", default="admin@example.org", show_default=True)
 @with_appcontext
 def setup(admin_email: str) -> None:
-    """First-run setup used by ``make run``: create a local admin if none exists, then
-    import the shipped ``content/`` (idempotent: unchanged modules are left alone)."""
-    from lms_plugin.accounts.cli import ensure_admin
-    from lms_plugin.catalog.cli import SHIPPED_CONTENT, import_directory
-    from lms_plugin.catalog.services import DEFAULT_ORGANISATION
+    """First-run setup: create a local admin if none exists, then import the shipped
+    ``content/``. ``make run`` does this (and migrating) through ``lms-plugin run --setup``."""
+    from flask import current_app
 
-    click.get_current_context().invoke(ensure_admin, email=admin_email)
-    if (SHIPPED_CONTENT / "modules").is_dir():
-        click.echo(f"Importing the shipped content from {SHIPPED_CONTENT}:")
-        summary = import_directory(str(SHIPPED_CONTENT), DEFAULT_ORGANISATION)
-        if summary is None:
-            raise click.ClickException("the shipped content has problems (listed above)")
-        click.echo(f"Shipped content: {summary.line()}.")
+    email, password = setup_admin(admin_email)  # first: a bad address writes nothing
+    try:
+        click.echo("Importing the shipped training content:")
+        click.echo(f"Shipped content: {setup_content()}")
+    finally:  # the password last, so it is not lost above the import's lines
+        base = current_app.config["LMS_BASE_URL"]
+        if password:
+            click.echo(f"Created admin {email}; sign in at {base}/auth/login")
+            click.echo(f"One-time password (change it at first sign-in): {password}")
+        else:
+            click.echo("An admin account exists already.")
+
+
+def _register_run() -> None:
+    from lms_plugin.serve import run_command
+
+    cli.add_command(run_command)  # replaces Flask's: the worker runs beside the server
+
+
+_register_run()
 
 
 def main() -> None:
