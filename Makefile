@@ -5,6 +5,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
+# What LMSs are told (login, launch, JWKS URLs): follows HOST/PORT unless set.
+LMS_BASE_URL ?= http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
 RUN_LOCK  = requirements.lock
 TEST_LOCK = requirements-test.lock
@@ -49,7 +51,8 @@ run:
 	else \
 	  $(MAKE) --no-print-directory $(VENV)/.installed-run STEP="[1/5] "; \
 	fi
-	@$(BIN)/lms-plugin run --setup --first-step 2 --host $(HOST) --port $(PORT)
+	@LMS_BASE_URL=$(LMS_BASE_URL) $(BIN)/lms-plugin run --setup --first-step 2 \
+	  --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
 	scripts/ensure-chromium
