@@ -111,3 +111,16 @@ def test_beat_refreshes_one_row_and_forgets_long_silent_workers(app):
     [row] = _heartbeats(app)
     assert row.worker_id == "w:1:y"
     assert row.last_seen - row.started_at >= timedelta(seconds=59)
+
+
+def test_outbox_commands_warn_when_jobs_are_due_and_no_worker_runs(app, org_id):
+    make_job(app, org_id)
+    runner = app.test_cli_runner()
+    listed = runner.invoke(args=["outbox", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "Warning: 1 job(s) are due but no worker has been seen yet" in listed.output
+    once = runner.invoke(args=["worker", "--once", "--in-process"])  # beats, then sends
+    assert once.exit_code == 0, once.output
+    assert [row.kind for row in _heartbeats(app)] == ["once"]
+    make_job(app, org_id)
+    assert "Warning" not in runner.invoke(args=["outbox", "list"]).output
