@@ -196,15 +196,17 @@ def run_command(ctx: click.Context, worker_option: bool | None, do_setup: bool,
         with app.app_context():
             setup = first_run(steps)
     base_url = app.config["LMS_BASE_URL"]
-    url = f"http://{options['host']}:{options['port']}"
+    url = f"{'https' if options.get('cert') else 'http'}://{options['host']}:{options['port']}"
     embedded = None
 
-    def ready() -> None:
+    def start_worker() -> None:
         nonlocal embedded
         if with_worker and serving:
             from lms_plugin.jobs import worker
 
             embedded = worker.start_embedded(app)
+
+    def announce() -> None:
         if do_setup:
             steps.start("Starting the server" + (" and the background worker"
                                                  if with_worker else ""))
@@ -213,13 +215,16 @@ def run_command(ctx: click.Context, worker_option: bool | None, do_setup: bool,
 
     try:
         if reload or debugger or options.get("cert"):
-            # Flask's own path (reloader, debugger, TLS): the message comes first.
-            if serving:
-                ready()
+            # Flask's own path (reloader, debugger, TLS): the message comes first, from the
+            # process that ran the setup (the reloader's parent), the worker runs in the
+            # serving child.
+            start_worker()
+            if not os.environ.get("WERKZEUG_RUN_MAIN"):
+                announce()
             ctx.invoke(flask_run_command, **options)
         else:
             serve(app, options["host"], options["port"], threaded=options["with_threads"],
-                  ready=ready)
+                  ready=lambda: (start_worker(), announce()))
     finally:
         if embedded is not None:
             embedded.stop()

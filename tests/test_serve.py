@@ -94,10 +94,12 @@ def test_under_the_reloader_only_the_serving_child_runs_a_worker(app, monkeypatc
     monkeypatch.setattr(flask.cli, "run_simple", lambda *a, **k: calls.append(
         (bool(started), k["use_reloader"])))
     monkeypatch.delenv("WERKZEUG_RUN_MAIN", raising=False)
-    assert _invoke(app, "--reload").exit_code == 0  # the watching parent
+    parent = _invoke(app, "--reload")  # the watching parent: says so once, runs no worker
+    assert parent.exit_code == 0 and "lms_plugin is running at" in parent.output
     assert calls == [(False, True)]
     monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")  # the child it starts
-    assert _invoke(app, "--reload").exit_code == 0
+    child = _invoke(app, "--reload")
+    assert child.exit_code == 0 and "lms_plugin is running at" not in child.output
     assert calls[1] == (True, True)
     assert not started[0].thread.is_alive()
 
