@@ -95,12 +95,12 @@ class WorkerStatus:
         """How long no worker has been seen, in words ("7 minutes", "2 hours")."""
         if self.last_seen is None:
             return ""
-        seconds = max(0, int((self.now - self.last_seen).total_seconds()))
-        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-            if seconds >= size:
-                n = seconds // size
-                return f"{n} {unit}{'s' if n != 1 else ''}"
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
+        return _words(self.now - self.last_seen)
+
+    @property
+    def window(self) -> str:
+        """``stale_after`` in words ("3 minutes")."""
+        return _words(self.stale_after)
 
     def describe(self) -> str:
         """``ok`` | ``none seen for 7 minutes`` | ``never seen`` (the ``/healthz`` field)."""
@@ -109,6 +109,15 @@ class WorkerStatus:
         if self.last_seen is None:
             return "never seen"
         return f"none seen for {self.silence}"
+
+
+def _words(span: timedelta) -> str:
+    seconds = max(0, int(span.total_seconds()))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def status(organisation_id: int | None = None, now: datetime | None = None) -> WorkerStatus:

@@ -47,7 +47,7 @@ def test_due_job_without_worker_warns_on_jobs_page_and_fresh_heartbeat_clears_it
     _beat(app, "host:2:def", timedelta(seconds=5))
     page = client.get("/admin/jobs").get_data(as_text=True)
     assert 'id="worker-warning"' not in page
-    assert "Background worker: running (1 seen" in page
+    assert "Background worker: running (1 seen in the last 3 minutes)" in page
 
 
 def test_no_warning_when_nothing_is_due(app, client, login_as, org_id, factory):
