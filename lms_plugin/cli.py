@@ -138,6 +138,47 @@ cli = LazyFlaskGroup(
                          callback=_show_version, help="Show the tool's version and exit.")])
 
 
+def setup_admin(email: str, organisation: str | None = None,
+                ) -> tuple[str | None, str | None]:
+    """Create a local admin when none exists (on a fresh install also the first
+    organisation: ``accounts.services.ensure_first_admin``); (email, one-time password), or
+    (None, None) when an admin exists already. Commits (a CLI edge)."""
+    from lms_plugin.accounts import services
+    from lms_plugin.errors import DomainError
+    from lms_plugin.extensions import db
+
+    try:
+        result = services.ensure_first_admin(email, organisation)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    if result is None:
+        return None, None
+    db.session.commit()
+    return result.user.email, result.password
+
+
+def setup_content(organisation: str | None = None) -> str:
+    """Import the shipped ``lms_plugin/content/`` into the setup's organisation
+    (``accounts.services.setup_organisation``: the one named, else the first admin's),
+    idempotent: unchanged modules are left alone; one line per module as it goes, then the
+    summary line returned. Commits."""
+    from lms_plugin.accounts.services import setup_organisation
+    from lms_plugin.catalog.cli import SHIPPED_CONTENT, import_directory
+    from lms_plugin.errors import DomainError
+
+    if not (SHIPPED_CONTENT / "modules").is_dir():
+        return f"no shipped content in {SHIPPED_CONTENT}"
+    try:
+        org = setup_organisation(organisation)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    summary = import_directory(str(SHIPPED_CONTENT), org.slug)
+    if summary is None:
+        raise click.ClickException("the shipped content has problems (listed above)")
+    return f"{summary.line()} (into {org.name})."
+
+
 @cli.command("setup")
 @click.option("--admin-email", default="admin@example.org", show_default=True)
 @click.option("--organisation",
@@ -145,26 +186,32 @@ cli = LazyFlaskGroup(
                    "first admin belongs to; a fresh install creates \"Default Health System\").")
 @with_appcontext
 def setup(admin_email: str, organisation: str | None) -> None:
-    """First-run setup used by ``make run``: create a local admin if none exists (and, on a
-    fresh install, the first organisation), then import the shipped ``lms_plugin/content/``
-    into that organisation (idempotent: unchanged modules are left alone)."""
-    from lms_plugin.accounts.cli import ensure_admin
-    from lms_plugin.accounts.services import setup_organisation
-    from lms_plugin.catalog.cli import SHIPPED_CONTENT, import_directory
-    from lms_plugin.errors import DomainError
+    """First-run setup: create a local admin if none exists (and, on a fresh install, the
+    first organisation), then import the shipped ``lms_plugin/content/`` into that
+    organisation. ``make run`` does this (and migrating) through ``lms-plugin run --setup``."""
+    from flask import current_app
 
-    click.get_current_context().invoke(ensure_admin, email=admin_email,
-                                       organisation=organisation)
-    if (SHIPPED_CONTENT / "modules").is_dir():
-        try:
-            org = setup_organisation(organisation)
-        except DomainError as exc:
-            raise click.ClickException(exc.message) from None
-        click.echo(f"Importing the shipped content from {SHIPPED_CONTENT} into {org.name}:")
-        summary = import_directory(str(SHIPPED_CONTENT), org.slug)
-        if summary is None:
-            raise click.ClickException("the shipped content has problems (listed above)")
-        click.echo(f"Shipped content: {summary.line()}.")
+    # first: a bad address writes nothing
+    email, password = setup_admin(admin_email, organisation)
+    try:
+        click.echo("Importing the shipped training content:")
+        click.echo(f"Shipped content: {setup_content(organisation)}")
+    finally:  # the password last, so it is not lost above the import's lines
+        base = current_app.config["LMS_BASE_URL"]
+        if password:
+            click.echo(f"Created admin {email}; sign in at {base}/auth/login")
+            click.echo(f"One-time password (change it at first sign-in): {password}")
+        else:
+            click.echo("An admin account exists already.")
+
+
+def _register_run() -> None:
+    from lms_plugin.serve import run_command
+
+    cli.add_command(run_command)  # replaces Flask's: the worker runs beside the server
+
+
+_register_run()
 
 
 def _operator_message(exc: Exception) -> str | None:

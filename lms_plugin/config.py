@@ -44,6 +44,7 @@ ENV_VARS: dict[str, str] = {
     "LMS_JOB_LEASE": "how long a running job may stay claimed before another worker takes it",
     "LMS_JOB_POLL_INTERVAL": "idle sleep of the in-process worker",
     "LMS_JOB_QUEUE": "RQ queue name when REDIS_URL is set",
+    "LMS_WORKER_STALE": "warn when jobs are due and no worker was seen for this long (3m)",
     "LMS_OUTBOUND_DEADLINE": "total deadline of one outbound HTTP call (default 10s)",
     "LMS_OUTBOUND_MAX_BYTES": "largest answer an outbound HTTP call reads (default 2097152)",
     "LMS_OUTBOUND_BLOCK_PRIVATE": "1 refuses non-public addresses (always on in production)",
@@ -247,6 +248,13 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
     if session_idle > session_max:
         raise ConfigError("LMS_SESSION_IDLE must not be longer than LMS_SESSION_MAX")
 
+    # Workers beat every few seconds (jobs.heartbeat); silence this long while jobs are due
+    # is worth a warning on /admin/jobs and a line in /healthz.
+    worker_stale = parse_duration("LMS_WORKER_STALE", env.get("LMS_WORKER_STALE", "3m"))
+    if worker_stale < timedelta(seconds=30):
+        raise ConfigError("LMS_WORKER_STALE must be at least 30s (workers beat every few "
+                          f"seconds), not {env.get('LMS_WORKER_STALE')!r}")
+
     min_share = _share(env.get("LMS_ROSTER_MIN_SHARE", ""), "LMS_ROSTER_MIN_SHARE", 0.5)
 
     https = base_url.startswith("https://")
@@ -273,6 +281,7 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "LMS_SESSION_MAX": session_max,
         "PERMANENT_SESSION_LIFETIME": session_max,
         "LMS_ROSTER_MIN_SHARE": min_share,
+        "LMS_WORKER_STALE": worker_stale,
         # The tool lives in LMS iframes: over HTTPS cookies must be SameSite=None; Secure.
         "SESSION_COOKIE_SECURE": https,
         "SESSION_COOKIE_SAMESITE": "None" if https else "Lax",

@@ -78,7 +78,8 @@ def test_the_console_script_refuses_a_bad_time_zone_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
 
 
-def test_export_to_an_unwritable_place_is_one_line_and_writes_nothing(app, tmp_path):
+def test_export_to_an_unwritable_place_is_one_line_and_writes_nothing(app, tmp_path, factory):
+    factory.organisation()  # organisations are never created by a command (issue 12.1)
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     before = _count(app, Organisation)

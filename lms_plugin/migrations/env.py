@@ -11,7 +11,9 @@ config = context.config
 # Interpret the config file for Python logging. Migrations also run inside the app's process
 # (`lms-plugin db upgrade`, tests): keep the app's own loggers (the default would silence every
 # logger created before this line, e.g. the LTI refusal log).
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# `lms-plugin run --setup` (make run) shows its own one-line progress instead.
+if config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 
