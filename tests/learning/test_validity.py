@@ -128,14 +128,18 @@ def test_the_gradebook_counts_only_attempts_from_the_retraining_version_on(app, 
     later = JAN_10 + timedelta(days=20)
     with app.app_context():
         assert learning.policy_score(user_id, content["module_id"], later).score == 100
-    v2 = add_version(app, content["module_id"], number=2, retraining_required=True,
+    add_version(app, content["module_id"], number=2, status="draft", retraining_required=True,
+                validity_months=12)
+    with app.app_context():  # a draft changes nothing
+        assert learning.policy_score(user_id, content["module_id"], later).score == 100
+    v3 = add_version(app, content["module_id"], number=3, retraining_required=True,
                      validity_months=12)
     with app.app_context():  # no attempt on the new version yet: nothing to send
         assert learning.policy_score(user_id, content["module_id"], later) is None
-    assert _sit(app, user_id, v2, right=False, at=later) == 0
+    assert _sit(app, user_id, v3, right=False, at=later) == 0
     with app.app_context():
         chosen = learning.policy_score(user_id, content["module_id"], later)
-        assert chosen.score == 0 and chosen.chosen.module_version_id == v2
+        assert chosen.score == 0 and chosen.chosen.module_version_id == v3
 
 
 # --------------------------------------------------------------------------- expiry
