@@ -14,8 +14,9 @@ the policy's score over all of them; a retry days later sends what the policy sa
 (a completion that expired in between starts a new validity period).
 
 One coalesce key per (platform, resource link, LTI user). A resource link has exactly one
-line item of ours (the launch's, or the one found/created by resourceId), so the link stands
-for the line item even before the line item's URL is known. With that key the outbox keeps
+line item of ours (the launch's, or the one bound to the link, found or created by
+:func:`lms_plugin.lti.ags.ensure_lineitem`), so the link stands for the line item even
+before the line item's URL is known. With that key the outbox keeps
 only the newest score: an older one is superseded at enqueue time or just before it runs.
 
 Outcome mapping (platform answer → job status):
