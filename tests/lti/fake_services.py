@@ -36,6 +36,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 
+from tests.hangup import wait_until_client_leaves
+
 SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
 MEMBERSHIP_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 
@@ -73,7 +75,7 @@ class FakeLms:
     flavour: str = "moodle"  # or "canvas"
     fault_rate: float = 0.0  # 500 / reset / 429 / 401, in equal shares
     timeout_rate: float = 0.0
-    hang: float = 0.3  # how long a "timeout" keeps the client waiting
+    hang: float = 30.0  # a "timeout" holds the request until the client hangs up, at most
     retry_after: int = 7
     token_lifetime: int = 3600
     seed: int = 1
@@ -210,7 +212,7 @@ def _make_handler(lms: FakeLms) -> type[BaseHTTPRequestHandler]:
                 with lms.lock:
                     lms.faults[fault] += 1
             if fault == "hang-before":
-                time.sleep(lms.hang)
+                wait_until_client_leaves(self.connection, lms.hang)
                 self._reset()
                 return
             if fault == "reset":
@@ -229,7 +231,7 @@ def _make_handler(lms: FakeLms) -> type[BaseHTTPRequestHandler]:
                     lms.tokens.pop(token, None)  # the platform expired it just now
             status, answer, headers, ctype = self._route(method, url, body)
             if fault == "hang-after":
-                time.sleep(lms.hang)
+                wait_until_client_leaves(self.connection, lms.hang)
                 self._reset()
                 return
             self._send(status, answer, headers=headers, content_type=ctype)
