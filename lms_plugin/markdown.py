@@ -60,6 +60,12 @@ def render_markdown(text: str, module_id: int | None = None) -> Markup:
                     rewritten = asset_url(module_id, src)
                     if rewritten is not None:
                         child.attrSet("src", rewritten)
+                    elif not (urlsplit(src).scheme or src.startswith("//")):
+                        # A local path the guard refused (``..``, ``/admin``…): left as it
+                        # is, the browser would resolve it against the page and request
+                        # any URL of this site. Show the alt text instead.
+                        child.type, child.tag, child.nesting = "text", "", 0
+                        child.content, child.children = child.content or "", None
     html = _md.renderer.render(tokens, _md.options, {})
     clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                       url_schemes=URL_SCHEMES, link_rel="noopener noreferrer")

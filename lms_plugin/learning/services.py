@@ -367,7 +367,11 @@ class ModuleOverview:
     attempts_used: int = 0
     attempts_left: int | None = None  # None = unlimited
     completion: Completion | None = None
+    #: The latest completion when it has expired (and none is valid): "complete it again".
     expired_completion: Completion | None = None
+    #: When the latest completion has not expired but predates the newest published
+    #: retraining-required version (DESIGN "Versions"): that version's number.
+    retraining_version: int | None = None
     question_count: int = 0
     #: What the LMS gradebook shows under the organisation's grade policy (module and result
     #: pages only: ``module_overview(..., grade_note=True)``), to tell a learner who has
@@ -392,6 +396,8 @@ class ModuleOverview:
             return "Quiz in progress"
         if self.expired_completion is not None:
             return "Expired"
+        if self.retraining_version is not None:
+            return "Retraining required"
         if self.last_attempt is not None and not self.last_attempt.passed:
             return "Not passed yet" if self.attempts_left != 0 else "Failed"
         if self.viewed:
@@ -492,6 +498,11 @@ def module_overviews(user_id: int, pairs: list[tuple[Module, ModuleVersion]], no
         completion = next((c for c, number in history if _completion_valid(
             c, number, retrain_from.get(module.id), now)), None)
         latest = history[0][0] if history else None
+        lapsed = latest if (latest is not None and completion is None) else None
+        retraining = None
+        if lapsed is not None and (lapsed.expires_at is None or lapsed.expires_at > now):
+            # Not expired, so it predates a retraining-required version: say which.
+            lapsed, retraining = None, retrain_from.get(module.id)
         question_count = questions[version.id]
         if version.draw_count:
             question_count = min(question_count, version.draw_count)
@@ -507,7 +518,7 @@ def module_overviews(user_id: int, pairs: list[tuple[Module, ModuleVersion]], no
             attempts_left=None if preview or version.attempt_limit is None
             else max(0, version.attempt_limit - attempts_used),
             completion=completion,
-            expired_completion=latest if (latest is not None and completion is None) else None,
+            expired_completion=lapsed, retraining_version=retraining,
             question_count=question_count,
         ))
     if expired:

@@ -14,8 +14,9 @@ the policy's score over all of them; a retry days later sends what the policy sa
 (a completion that expired in between starts a new validity period).
 
 One coalesce key per (platform, resource link, LTI user). A resource link has exactly one
-line item of ours (the launch's, or the one found/created by resourceId), so the link stands
-for the line item even before the line item's URL is known. With that key the outbox keeps
+line item of ours (the launch's, or the one bound to the link, found or created by
+:func:`lms_plugin.lti.ags.ensure_lineitem`), so the link stands for the line item even
+before the line item's URL is known. With that key the outbox keeps
 only the newest score: an older one is superseded at enqueue time or just before it runs.
 
 Outcome mapping (platform answer → job status):
@@ -128,12 +129,16 @@ def enqueue_module_scores(*, user_id: int, module_slug: str, score_percent: floa
 
     The hook the learning package calls when an attempt is graded or a module completes:
     it needs no request or session, only who, what and when (``policy_module_id``: see
-    :func:`enqueue_score`).
+    :func:`enqueue_score`). Only courses where the learner's membership is *active* count:
+    one the roster sync saw them leave gets no grade (the platform would refuse it: Moodle
+    answers 400 for a user without a gradebook role, Canvas 422), until a new launch from
+    that course enrols them again.
     """
     links = db.session.scalars(
         select(LtiResourceLink)
         .join(LtiMembership, LtiMembership.context_id == LtiResourceLink.context_id)
-        .where(LtiMembership.user_id == user_id, LtiResourceLink.module_slug == module_slug)
+        .where(LtiMembership.user_id == user_id, LtiMembership.active.is_(True),
+               LtiResourceLink.module_slug == module_slug)
         .order_by(LtiResourceLink.id)
     ).all()
     jobs = []
