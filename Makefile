@@ -5,6 +5,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
+# What LMSs are told (login, launch, JWKS URLs): follows HOST/PORT unless set.
+LMS_BASE_URL ?= http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
 RUN_LOCK  = requirements.lock
 TEST_LOCK = requirements-test.lock
@@ -13,32 +15,44 @@ LOCK_VENV ?= .venv-lock
 LOCK_FLAGS = --quiet --generate-hashes --strip-extras --allow-unsafe --all-build-deps \
              --no-emit-index-url --no-emit-find-links
 LOCK_ARGS ?=
+# Installer output (pip's warnings included) goes here, not to the terminal.
+INSTALL_LOG ?= instance/install.log
+QUIETLY     = scripts/quietly $(INSTALL_LOG)
+STEP       ?=
 
 .PHONY: run test venv lint lock clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(QUIETLY) "$(STEP)Creating the virtual environment $(VENV)" \
+	  sh -c '$(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet --upgrade pip'
 
 # Reinstall when a lock (or the package's own metadata) changes. The lock pins every
 # distribution by hash, setuptools and wheel included, so the project itself is installed
 # without dependencies and without build isolation: nothing unpinned reaches the venv.
 $(VENV)/.installed-run: $(RUN_LOCK) pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(RUN_LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	touch $@
+	@$(QUIETLY) "$(STEP)Installing from $(RUN_LOCK) (a few minutes the first time)" \
+	  sh -c '$(BIN)/python -m pip install --quiet --require-hashes -r $(RUN_LOCK) && \
+	         $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .'
+	@touch $@
 
 $(VENV)/.installed-test: $(TEST_LOCK) pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(TEST_LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	touch $@ $(VENV)/.installed-run
+	@$(QUIETLY) "Installing from $(TEST_LOCK) (a few minutes the first time)" \
+	  sh -c '$(BIN)/python -m pip install --quiet --require-hashes -r $(TEST_LOCK) && \
+	         $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .'
+	@touch $@ $(VENV)/.installed-run
 
 venv: $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run
-	$(BIN)/lms-plugin db upgrade
-	$(BIN)/lms-plugin setup
-	$(BIN)/lms-plugin run --host $(HOST) --port $(PORT)
+# Five numbered steps (install, migrate, admin, content, serve + worker); the admin's
+# one-time password and the next steps come last, once the server listens.
+run:
+	@if $(MAKE) --no-print-directory -q $(VENV)/.installed-run 2>/dev/null; then \
+	  echo "[1/5] Dependencies are installed ($(RUN_LOCK) unchanged)"; \
+	else \
+	  $(MAKE) --no-print-directory $(VENV)/.installed-run STEP="[1/5] "; \
+	fi
+	@LMS_BASE_URL=$(LMS_BASE_URL) $(BIN)/lms-plugin run --setup --first-step 2 \
+	  --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test
 	scripts/ensure-chromium

@@ -343,7 +343,8 @@ def profile(env: dict, key_pem: bytes, n: int = 300) -> None:
         prof.enable()
         client.post("/lti/launch", data={"id_token": token, "state": query["state"][0]})
         prof.disable()
-    pstats.Stats(prof).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(30)
+    lines = int(os.environ.get("BENCH_LINES", "30"))
+    pstats.Stats(prof).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(lines)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_converters(app)  # before the blueprints: ids beyond the database's range 404
     register_blueprints(app)
     register_commands(app)
+    register_subscribers(app)
     register_template_helpers(app)
 
     from lms_plugin.errors import register_error_handlers
@@ -137,14 +138,19 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from lms_plugin.accounts.cli import org_cli, users_cli
-    from lms_plugin.catalog.cli import content_cli
-    from lms_plugin.jobs.cli import outbox_cli, worker_command
-    from lms_plugin.lti.cli import keys_cli, platform_cli
+    # One list (lms_plugin.cli.COMMANDS) for app.cli and the lazily loading console script.
+    from lms_plugin.cli import COMMANDS, load_command
 
-    for command in (users_cli, org_cli, content_cli, outbox_cli, worker_command, platform_cli,
-                    keys_cli):
-        app.cli.add_command(command)
+    for name in COMMANDS:
+        if name != "db":  # Flask-Migrate adds its own group in migrate.init_app
+            app.cli.add_command(load_command(name), name)
+
+
+def register_subscribers(app: Flask) -> None:
+    """Connect each package's receivers of the domain events (lms_plugin/events.py)."""
+    from lms_plugin import lti
+
+    lti.subscribe(app)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -16,9 +16,6 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message is one line meant for an operator."""
@@ -46,6 +43,7 @@ ENV_VARS: dict[str, str] = {
     "LMS_JOB_LEASE": "how long a running job may stay claimed before another worker takes it",
     "LMS_JOB_POLL_INTERVAL": "idle sleep of the in-process worker",
     "LMS_JOB_QUEUE": "RQ queue name when REDIS_URL is set",
+    "LMS_WORKER_STALE": "warn when jobs are due and no worker was seen for this long (3m)",
     "LMS_OUTBOUND_DEADLINE": "total deadline of one outbound HTTP call (default 10s)",
     "LMS_OUTBOUND_MAX_BYTES": "largest answer an outbound HTTP call reads (default 2097152)",
     "LMS_OUTBOUND_BLOCK_PRIVATE": "1 refuses non-public addresses (always on in production)",
@@ -201,6 +199,11 @@ def _secret_key(instance_path: Path, production: bool, env: Mapping[str, str]) -
 
 
 def _database_url(instance_path: Path, env: Mapping[str, str]) -> str:
+    # Imported here: the CLI imports this module for ConfigError, and ``lms-plugin --help``
+    # must not pay for SQLAlchemy (bench/bench_cli.py).
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     url = env.get("DATABASE_URL", "").strip()
     if not url:
         instance_path.mkdir(parents=True, exist_ok=True)
@@ -278,6 +281,20 @@ def _share(raw: str, name: str, default: float) -> float:
     return value
 
 
+def _timezone(raw: str) -> str:
+    """An IANA time zone name (``Europe/Paris``) that the tz database knows (zoneinfo);
+    refused at start rather than when the first organisation is created and shown a date."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = raw.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "America"
+        raise ConfigError(f"LMS_DEFAULT_TIMEZONE must be an IANA time zone name such as "
+                          f"America/New_York or Europe/Paris, not {raw!r}") from None
+    return name
+
+
 def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from ``env`` (default ``os.environ``); raise ConfigError if unsafe."""
     env = os.environ if env is None else env
@@ -327,6 +344,13 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
     if session_idle > session_max:
         raise ConfigError("LMS_SESSION_IDLE must not be longer than LMS_SESSION_MAX")
 
+    # Workers beat every few seconds (jobs.heartbeat); silence this long while jobs are due
+    # is worth a warning on /admin/jobs and a line in /healthz.
+    worker_stale = parse_duration("LMS_WORKER_STALE", env.get("LMS_WORKER_STALE", "3m"))
+    if worker_stale < timedelta(seconds=30):
+        raise ConfigError("LMS_WORKER_STALE must be at least 30s (workers beat every few "
+                          f"seconds), not {env.get('LMS_WORKER_STALE')!r}")
+
     min_share = _share(env.get("LMS_ROSTER_MIN_SHARE", ""), "LMS_ROSTER_MIN_SHARE", 0.5)
 
     https = base_url.startswith("https://")
@@ -340,7 +364,7 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "LMS_PROXY_FIX": proxy_fix,
         "LMS_TRUSTED_PROXIES": trusted_proxies,
         "LMS_FRAME_ANCESTORS": tuple(frame_ancestors),
-        "LMS_DEFAULT_TIMEZONE": env.get("LMS_DEFAULT_TIMEZONE", "America/New_York"),
+        "LMS_DEFAULT_TIMEZONE": _timezone(env.get("LMS_DEFAULT_TIMEZONE", "America/New_York")),
         # Slow down, do not lock out: tiers per account+address pair (5 in a minute, then
         # 10 in 15 minutes, 20 an hour), a looser limit per address (hospitals NAT many staff).
         "LMS_LOGIN_RATE_LIMIT": _rate_limit("LMS_LOGIN_RATE_LIMIT", env.get(
@@ -357,6 +381,7 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "SESSION_STORE_PREFIX": env.get("SESSION_STORE_PREFIX", "").strip() or "lms:session:",
         **{name: job_seconds(name, env.get(name)) for name in JOB_SETTINGS},
         "LMS_JOB_QUEUE": env.get("LMS_JOB_QUEUE", "").strip() or DEFAULT_JOB_QUEUE,
+        "LMS_WORKER_STALE": worker_stale,
         # The tool lives in LMS iframes: over HTTPS cookies must be SameSite=None; Secure.
         "SESSION_COOKIE_SECURE": https,
         "SESSION_COOKIE_SAMESITE": "None" if https else "Lax",

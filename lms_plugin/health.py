@@ -14,8 +14,8 @@ from sqlalchemy import text
 
 from lms_plugin.extensions import db
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-
+#: Alembic revisions, shipped inside the package so a wheel install can upgrade its database.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 @cache
 def migration_heads(directory: str = str(MIGRATIONS_DIR)) -> frozenset[str]:
@@ -51,5 +51,16 @@ def check() -> tuple[bool, dict[str, Any]]:
             ok = False
     else:
         report["redis"] = "not configured"
+    # Reported, never a 503: a web node serves pages without a worker, and the balancer
+    # must not take every node out because the (separate) worker stopped.
+    try:
+        from lms_plugin.jobs import heartbeat
+
+        workers = heartbeat.status()
+        report["worker"] = workers.describe()
+        report["jobs_due"] = workers.due
+    except Exception as exc:  # e.g. migrations pending: the table is not there yet
+        db.session.rollback()
+        report["worker"] = f"unknown: {type(exc).__name__}"
     report["status"] = "ok" if ok else "degraded"
     return ok, report

@@ -60,6 +60,12 @@ def render_markdown(text: str, module_id: int | None = None) -> Markup:
                     rewritten = asset_url(module_id, src)
                     if rewritten is not None:
                         child.attrSet("src", rewritten)
+                    elif not (urlsplit(src).scheme or src.startswith("//")):
+                        # A local path the guard refused (``..``, ``/admin``…): left as it
+                        # is, the browser would resolve it against the page and request
+                        # any URL of this site. Show the alt text instead.
+                        child.type, child.tag, child.nesting = "text", "", 0
+                        child.content, child.children = child.content or "", None
     html = _md.renderer.render(tokens, _md.options, {})
     clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                       url_schemes=URL_SCHEMES, link_rel="noopener noreferrer")
@@ -72,8 +78,8 @@ _PROMPT_IMAGE_RE = re.compile(r"!\[([^\]\n]*)\]\(\s*<?(images/[^)\s>]+)>?\s*\)")
 def render_prompt(text: str, module_id: int) -> Markup:
     """A question prompt: plain text (escaped, never Markdown: ``2*3`` or ``_____`` stay as
     written), except ``![alt](images/x.png)``, which becomes an ``<img>`` served by the
-    module's asset route (content/README.md, "Questions"). The output is phrasing content,
-    so it may sit inside a ``<legend>`` or ``<label>``."""
+    module's asset route (lms_plugin/content/README.md, "Questions"). The output is phrasing
+    content, so it may sit inside a ``<legend>`` or ``<label>``."""
     parts: list[str] = []
     last = 0
     for match in _PROMPT_IMAGE_RE.finditer(text or ""):

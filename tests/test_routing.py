@@ -75,14 +75,15 @@ def test_out_of_range_ids_in_urls_are_404_not_500(app, client, login_as, value):
 
 @pytest.mark.parametrize("query, status", [
     ("after=99999999999999999999", 400), ("after=-1", 400), ("after=0", 400),
-    ("after=%C2%B2", 400), ("after=abc", 400), ("after=", 200), ("after=2", 200),
+    ("after=%C2%B2", 400), ("after=abc", 400), ("after=", 200),
 ])
 def test_page_cursor_out_of_range_is_a_clear_4xx(client, login_as, query, status):
     login_as("admin")
     response = client.get(f"/admin/users?{query}")
     assert response.status_code == status, response.get_data(as_text=True)
     if status == 400:
-        assert "'after' (a person's id" in response.get_data(as_text=True)
+        assert "a person&#39;s id, as the page&#39;s Next link gives" in \
+            response.get_data(as_text=True)
 
 
 def test_out_of_range_attempt_numbers_are_refused(app, client, login_as):

@@ -11,12 +11,13 @@ from lms_plugin.errors import DomainError
 from lms_plugin.extensions import db
 
 users_cli = AppGroup("users", help="Manage people and local accounts.")
-org_cli = AppGroup("org", help="Organisation settings.")
+org_cli = AppGroup("org", help="Organisations: create, list, settings.")
 
 
 @users_cli.command("create-admin")
 @click.option("--email", required=True, help="Sign-in email of the new admin.")
-@click.option("--organisation", default="Default Health System", show_default=True)
+@click.option("--organisation",
+              help="Organisation of the account (default: the only one there is).")
 @click.option("--password-prompt", is_flag=True,
               help="Read the password from a prompt instead of printing a one-time password.")
 def create_admin(email: str, organisation: str, password_prompt: bool) -> None:
@@ -37,21 +38,51 @@ def create_admin(email: str, organisation: str, password_prompt: bool) -> None:
 
 @users_cli.command("ensure-admin")
 @click.option("--email", default="admin@example.org", show_default=True)
-@click.option("--organisation", default="Default Health System", show_default=True)
-def ensure_admin(email: str, organisation: str) -> None:
-    """Create a local admin only when none exists (used by ``make run``)."""
-    if services.any_admin_exists():
+@click.option("--organisation",
+              help="Organisation of the admin (default: the only one there is; on a fresh "
+                   f"install the first-run setup creates {services.FIRST_ORGANISATION!r}).")
+def ensure_admin(email: str, organisation: str | None) -> None:
+    """Create a local admin only when none exists (used by ``make run``). On a fresh install
+    this also creates the first organisation."""
+    try:
+        result = services.ensure_first_admin(email, organisation)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    if result is None:
         click.echo("An admin account exists already.")
         return
+    db.session.commit()
+    base = current_app.config["LMS_BASE_URL"]
+    click.echo(f"Created admin {result.user.email} in {result.user.organisation.name}; "
+               f"sign in at {base}/auth/login")
+    click.echo(f"One-time password (change it at first sign-in): {result.password}")
+
+
+@org_cli.command("create")
+@click.argument("name")
+@click.option("--timezone", help="IANA time zone, e.g. Europe/Dublin "
+              "(default: LMS_DEFAULT_TIMEZONE).")
+def org_create(name: str, timezone: str | None) -> None:
+    """Create an organisation (a hospital or health system). Commands and registrations
+    never create one by themselves."""
     try:
-        result = services.create_admin(email, organisation)
+        org = services.create_organisation(name, timezone)
     except DomainError as exc:
         db.session.rollback()
         raise click.ClickException(exc.message) from None
     db.session.commit()
-    base = current_app.config["LMS_BASE_URL"]
-    click.echo(f"Created admin {result.user.email}; sign in at {base}/auth/login")
-    click.echo(f"One-time password (change it at first sign-in): {result.password}")
+    click.echo(f"Created organisation {org.name} (slug {org.slug}, time zone {org.timezone}).")
+
+
+@org_cli.command("list")
+def org_list() -> None:
+    """List organisations: slug, name, time zone."""
+    orgs = services.list_organisations()
+    if not orgs:
+        click.echo(f"No organisations yet; {services.NO_ORGANISATION_HINT}.")
+    for org in orgs:
+        click.echo(f"{org.slug}\t{org.name}\t{org.timezone}")
 
 
 @org_cli.command("set-grade-policy")

@@ -75,7 +75,8 @@ class DatabaseStorage(Storage, MovingWindowSupport):
 
     def reset(self) -> int | None:
         with db.engine.begin() as conn:
-            return conn.execute(delete(_T)).rowcount
+            # RETURNING, not rowcount (a driver may report -1: issue 9).
+            return len(conn.execute(delete(_T).returning(_T.c.id)).all())
 
     def clear(self, key: str) -> None:
         with db.engine.begin() as conn:
@@ -113,4 +114,5 @@ def prune(now: float | None = None) -> int:
     """Delete events past their expiry (keys never hit again keep theirs until this runs);
     called by the ``accounts.prune_expired`` scheduled job. Flushes; the job commits."""
     cutoff = time.time() if now is None else now
-    return db.session.execute(delete(_T).where(_T.c.expires_at <= cutoff)).rowcount or 0
+    return len(db.session.execute(
+        delete(_T).where(_T.c.expires_at <= cutoff).returning(_T.c.id)).all())

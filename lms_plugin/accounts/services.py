@@ -47,9 +47,16 @@ def slugify(text: str) -> str:
     return slug[:64] or "org"
 
 
+#: The organisation the first-run setup creates when there is none (``lms-plugin setup``).
+FIRST_ORGANISATION = "Default Health System"
+
+
 def get_or_create_organisation(name: str, timezone: str = "America/New_York") -> Organisation:
     """The organisation of this name (created, flushed, when new).
 
+    Only for test fixtures (the first-run setup uses :func:`create_organisation`): every
+    command and request names an *existing* organisation through
+    :func:`resolve_organisation`, so a typo never creates an empty organisation (issue 12.1).
     Raises ValidationFailed (field ``organisation``) for an empty name or one longer than
     the column holds (200 characters).
     """
@@ -66,14 +73,94 @@ def get_or_create_organisation(name: str, timezone: str = "America/New_York") ->
     return org
 
 
+def list_organisations() -> list[Organisation]:
+    """Every organisation, oldest first."""
+    return list(db.session.scalars(select(Organisation).order_by(Organisation.id)))
+
+
+def _known_names(orgs: list[Organisation]) -> str:
+    return ", ".join(repr(o.name) for o in orgs)
+
+
+NO_ORGANISATION_HINT = ("create one with: lms-plugin org create NAME "
+                        "(or run lms-plugin setup, which creates the first one)")
+
+
+def check_timezone(timezone: str) -> str:
+    """``timezone`` stripped when it is an IANA zone name (``Europe/Dublin``); otherwise
+    ValidationFailed (field ``timezone``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    zone = (timezone or "").strip()
+    try:
+        if not zone:
+            raise ValueError
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(f"Unknown time zone {timezone!r}: give an IANA name such as "
+                               "America/New_York or Europe/Dublin", field="timezone") from None
+    return zone
+
+
+def create_organisation(name: str, timezone: str | None = None) -> Organisation:
+    """A new organisation (``lms-plugin org create``), the only way one is made after the
+    first-run setup. ``timezone``: an IANA name, default ``LMS_DEFAULT_TIMEZONE``.
+
+    Raises ValidationFailed for an empty or over-long name or an unknown time zone, and
+    Conflict when an organisation with the same name (same slug) exists. Audited; flushes.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("Organisation name is required", field="organisation")
+    check_fits(name, Organisation.name, "The organisation name", "organisation")
+    zone = check_timezone(timezone if timezone is not None
+                          else current_app.config.get("LMS_DEFAULT_TIMEZONE", "America/New_York"))
+    slug = slugify(name)
+    existing = db.session.scalar(select(Organisation).where(Organisation.slug == slug))
+    if existing is not None:
+        raise Conflict(f"An organisation {existing.name!r} exists already", field="organisation")
+    org = Organisation(slug=slug, name=name, timezone=zone)
+    db.session.add(org)
+    db.session.flush()
+    record_audit("organisation.create", actor=None, organisation_id=org.id,
+                 target=("organisation", org.id), details={"name": name, "timezone": zone})
+    return org
+
+
 def find_organisation(slug_or_name: str) -> Organisation:
-    """The organisation with this slug (or whose name slugifies to it); NotFound otherwise."""
+    """The organisation with this slug (or whose name slugifies to it).
+
+    Raises NotFound naming the known organisations (or how to create one) otherwise.
+    """
     text = (slug_or_name or "").strip()
     org = db.session.scalar(select(Organisation).where(
         Organisation.slug.in_({text, slugify(text)})).limit(1)) if text else None
     if org is None:
-        raise NotFound(f"No organisation {slug_or_name!r}")
+        orgs = list_organisations()
+        known = (f"known organisations: {_known_names(orgs)}" if orgs
+                 else f"there is none yet; {NO_ORGANISATION_HINT}")
+        raise NotFound(f"No organisation {slug_or_name!r} ({known})", field="organisation")
     return org
+
+
+def resolve_organisation(name: str | None) -> Organisation:
+    """The organisation a command or registration acts for (issue 12.1).
+
+    A name given: that organisation (by name or slug), else NotFound listing the known
+    ones. No name: the one organisation when there is exactly one; ValidationFailed asking
+    for a name (and listing them) when there are several; NotFound saying how to create one
+    when there is none. Never creates an organisation.
+    """
+    if name is not None and name.strip():
+        return find_organisation(name)
+    orgs = list_organisations()
+    if len(orgs) == 1:
+        return orgs[0]
+    if not orgs:
+        raise NotFound(f"There is no organisation yet; {NO_ORGANISATION_HINT}",
+                       field="organisation")
+    raise ValidationFailed(f"There are {len(orgs)} organisations ({_known_names(orgs)}): "
+                           "name one with --organisation", field="organisation")
 
 
 def set_grade_policy(organisation: str, policy: str) -> Organisation:
@@ -209,9 +296,13 @@ class NewAdmin:
     password: str | None  # the generated one-time password, or None when one was given
 
 
-def create_admin(email: str, organisation_name: str, password: str | None = None) -> NewAdmin:
-    """A local admin; with no password given, a one-time password to be changed at first use."""
-    org = get_or_create_organisation(organisation_name)
+def create_admin(email: str, organisation_name: str | None,
+                 password: str | None = None) -> NewAdmin:
+    """A local admin of an existing organisation (:func:`resolve_organisation`: the one
+    there is when ``organisation_name`` is None); with no password given, a one-time
+    password to be changed at first use. Raises NotFound / ValidationFailed for the
+    organisation (never creates one), ValidationFailed / Conflict for the email."""
+    org = resolve_organisation(organisation_name)
     generated = None
     if password is None:
         generated = password = secrets.token_urlsafe(15)
@@ -220,6 +311,34 @@ def create_admin(email: str, organisation_name: str, password: str | None = None
     record_audit("user.create_admin", actor=None, organisation_id=org.id,
                  target=("user", user.id), details={"email": user.email})
     return NewAdmin(user, generated)
+
+
+def ensure_first_admin(email: str, organisation_name: str | None) -> NewAdmin | None:
+    """First-run setup (``lms-plugin setup`` / ``users ensure-admin``): None when an admin
+    exists; otherwise a new admin. On an install without any organisation this is the one
+    place that creates one, explicitly: ``organisation_name`` or :data:`FIRST_ORGANISATION`
+    (documented in the README). With organisations present, the name is resolved like any
+    command's (:func:`resolve_organisation`)."""
+    if any_admin_exists():
+        return None
+    if not list_organisations():
+        org = create_organisation(organisation_name or FIRST_ORGANISATION)
+        return create_admin(email, org.slug)
+    return create_admin(email, organisation_name)
+
+
+def setup_organisation(organisation_name: str | None) -> Organisation:
+    """The organisation ``lms-plugin setup`` imports the shipped content into: the one named
+    (:func:`find_organisation`), else the organisation of the oldest admin account (the one
+    the first-run setup created), else :func:`resolve_organisation`'s answer."""
+    if organisation_name is not None and organisation_name.strip():
+        return find_organisation(organisation_name)
+    org_id = db.session.scalar(select(User.organisation_id).join(
+        RoleGrant, RoleGrant.user_id == User.id).where(RoleGrant.role == "admin")
+        .order_by(RoleGrant.id).limit(1))
+    if org_id is not None:
+        return db.session.get(Organisation, org_id)
+    return resolve_organisation(None)
 
 
 def any_admin_exists() -> bool:
@@ -358,16 +477,24 @@ def people_search_text():
 
 PEOPLE_PER_PAGE = 50
 MAX_SEARCH_LENGTH = 100
+#: A search's count stops here ("500+"): counting every match of a common word would read
+#: as many rows again as there are matches (issue 18 item 5; /admin/jobs does the same).
+PEOPLE_COUNT_CAP = 500
 
 
 @dataclass(frozen=True)
 class PeoplePage:
     """One page of the people list: ``users`` by name, ``total`` matching people, and
-    ``next_after`` (the id to pass as ``after`` for the next page, or None at the end)."""
+    ``next_after`` (the id to pass as ``after`` for the next page, or None at the end).
+
+    ``cap``: for a search or role filter, ``total`` is counted up to ``cap + 1`` (a value
+    above ``cap`` means "more than ``cap``"); None for the unfiltered list (exact head count).
+    """
 
     users: list[User]
     total: int
     next_after: int | None
+    cap: int | None = None
 
 
 def list_users(organisation_id: int, *, q: str | None = None, role: str | None = None,
@@ -378,6 +505,8 @@ def list_users(organisation_id: int, *, q: str | None = None, role: str | None =
     one of :data:`PEOPLE_SEARCH_FIELDS`; ``role``: people holding that tool role here;
     ``after``: the id of the last person of the previous page (the page starts after their
     (name, id), served by the (organisation_id, name, id) index however deep: no OFFSET).
+    A filtered count stops at :data:`PEOPLE_COUNT_CAP` + 1. On PostgreSQL the words are
+    served by a trigram index on :func:`people_search_text` (migration 0012).
     Raises ValidationFailed for an unknown role, an over-long search or an ``after`` that
     is not a person of this organisation.
     """
@@ -396,7 +525,11 @@ def list_users(organisation_id: int, *, q: str | None = None, role: str | None =
                                    field="role")
         where.append(User.id.in_(select(RoleGrant.user_id).where(
             RoleGrant.organisation_id == organisation_id, RoleGrant.role == role)))
-    total = db.session.scalar(select(func.count()).select_from(User).where(*where)) or 0
+    cap = PEOPLE_COUNT_CAP if len(where) > 1 else None
+    counted = select(User.id).where(*where)
+    if cap is not None:  # a search: at most cap + 1 matches read for the count
+        counted = counted.limit(cap + 1)
+    total = db.session.scalar(select(func.count()).select_from(counted.subquery())) or 0
     page = select(User).where(*where)
     if after is not None:
         last = db.session.execute(select(User.name, User.id).where(
@@ -407,7 +540,7 @@ def list_users(organisation_id: int, *, q: str | None = None, role: str | None =
     users = list(db.session.scalars(page.order_by(User.name, User.id).limit(per_page + 1)))
     more = len(users) > per_page
     users = users[:per_page]
-    return PeoplePage(users, total, users[-1].id if more else None)
+    return PeoplePage(users, total, users[-1].id if more else None, cap)
 
 
 def record_audit(action: str, *, actor: User | None, organisation_id: int | None = None,

@@ -75,10 +75,12 @@ class DbSessionStore:
         values = {"id": _digest(sid), "user_id": user_id, "created_at": now,
                   "last_seen_at": now}
         if replacing:
+            # RETURNING, not rowcount (a driver may report -1: issue 9).
             moved = db.session.execute(
-                update(UserSession).where(UserSession.id == _digest(replacing)).values(values),
-                execution_options={"synchronize_session": False})
-            if moved.rowcount == 1:
+                update(UserSession).where(UserSession.id == _digest(replacing)).values(values)
+                .returning(UserSession.id),
+                execution_options={"synchronize_session": False}).first()
+            if moved is not None:
                 return sid
         db.session.execute(insert(UserSession).values(values))
         return sid
@@ -106,7 +108,8 @@ class DbSessionStore:
         where = [UserSession.user_id == user_id]
         if keep_sid:
             where.append(UserSession.id != _digest(keep_sid))
-        return db.session.execute(delete(UserSession).where(*where)).rowcount or 0
+        return len(db.session.execute(
+            delete(UserSession).where(*where).returning(UserSession.id)).all())
 
     def count_for_user(self, user_id: int, now: datetime, policy: SessionPolicy) -> int:
         rows = db.session.execute(
@@ -115,10 +118,10 @@ class DbSessionStore:
         return sum(policy.alive(r.created_at, r.last_seen_at, now) for r in rows)
 
     def prune(self, now: datetime, policy: SessionPolicy) -> int:
-        return db.session.execute(delete(UserSession).where(or_(
+        return len(db.session.execute(delete(UserSession).where(or_(
             UserSession.last_seen_at <= now - policy.idle,
             UserSession.created_at <= now - policy.maximum,
-        ))).rowcount or 0
+        )).returning(UserSession.id)).all())
 
 
 class RedisSessionStore:

@@ -6,7 +6,9 @@ Thin commands over ``content_format``, ``services``, ``exporter``, ``gift`` and
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -15,26 +17,33 @@ from flask.cli import AppGroup
 
 from lms_plugin.catalog import exporter, gift, moodle_xml, services
 from lms_plugin.catalog.content_format import BankResult, ContentBundle, load_content
+from lms_plugin.clitypes import PathArg
 from lms_plugin.errors import DomainError
 from lms_plugin.extensions import db
 
-# The repository's content/ (shipped starter modules), imported by ``lms-plugin setup``.
-SHIPPED_CONTENT = Path(__file__).resolve().parents[2] / "content"
+# The shipped starter modules (lms_plugin/content/, inside the package so a wheel install has
+# them), imported by ``lms-plugin setup``.
+SHIPPED_CONTENT = Path(__file__).resolve().parents[1] / "content"
 
 content_cli = AppGroup("content", help="Validate, import and export training content files.")
 
-_ORG_OPTION = click.option("--organisation", default=services.DEFAULT_ORGANISATION,
-                           show_default=True, help="Organisation whose catalog to use.")
+_ORG_OPTION = click.option("--organisation", help="Organisation whose catalog to use "
+                           "(default: the only one there is; never created here).")
 
 
 def _report(directory: str, bundle: ContentBundle) -> None:
-    prefix = directory.rstrip("/")
+    """Each problem located under ``directory`` (problems about the folder itself already
+    name it: printed once, not as ``/x//x``)."""
+    prefix = directory.rstrip("/") or "/"
     for problem in bundle.problems:
-        click.echo(f"{prefix}/{problem}", err=True)
+        if Path(problem.path) == Path(directory):
+            click.echo(str(problem), err=True)
+        else:
+            click.echo(f"{prefix.rstrip('/')}/{problem}", err=True)
 
 
 @content_cli.command("validate")
-@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("directory", type=PathArg(file_okay=False, exists=True))
 def validate(directory: str) -> None:
     """Check DIRECTORY (systems/ and modules/) and print every problem; writes nothing."""
     bundle = load_content(directory)
@@ -48,10 +57,13 @@ def validate(directory: str) -> None:
                f"{lessons} lessons, {questions} questions in {directory}.")
 
 
-def import_directory(directory: str, organisation: str) -> services.ImportSummary | None:
-    """Validate then import in one transaction; None (and nothing written) on problems.
-    Also used by ``lms-plugin setup`` for the shipped content."""
-    from lms_plugin.accounts.services import get_or_create_organisation
+def import_directory(directory: str,
+                     organisation: str | None) -> services.ImportSummary | None:
+    """Validate then import in one transaction into an existing organisation (name or slug;
+    None: the only one there is); None (and nothing written) on problems. Also used by
+    ``lms-plugin setup`` for the shipped content. An unknown organisation is a
+    ClickException listing the known ones."""
+    from lms_plugin.accounts.services import resolve_organisation
 
     bundle = load_content(directory)
     if bundle.problems:
@@ -59,7 +71,7 @@ def import_directory(directory: str, organisation: str) -> services.ImportSummar
         click.echo(f"{len(bundle.problems)} problem(s) found; nothing was imported.", err=True)
         return None
     try:
-        org = get_or_create_organisation(organisation)
+        org = resolve_organisation(organisation)
         if len(bundle.modules) > 20:
             with click.progressbar(length=len(bundle.modules), label="Importing modules",
                                    file=sys.stderr) as bar:
@@ -78,57 +90,79 @@ def import_directory(directory: str, organisation: str) -> services.ImportSummar
 
 
 @content_cli.command("import")
-@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("directory", type=PathArg(file_okay=False, exists=True))
 @_ORG_OPTION
-def import_(directory: str, organisation: str) -> None:
+def import_(directory: str, organisation: str | None) -> None:
     """Validate DIRECTORY, then import it in one transaction (unchanged modules are left
     alone; changed ones get a new version with the status the file gives)."""
     summary = import_directory(directory, organisation)
     if summary is None:
         sys.exit(1)
-    click.echo(f"Imported into {organisation}: {summary.line()}.")
+    from lms_plugin.accounts.models import Organisation
+
+    org = db.session.get(Organisation, summary.organisation_id)
+    click.echo(f"Imported into {org.name}: {summary.line()}.")
 
 
 @content_cli.command("export")
-@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("directory", type=PathArg(file_okay=False))
 @_ORG_OPTION
 @click.option("--overwrite", is_flag=True,
               help="Write into a non-empty directory (module folders are replaced).")
-def export(directory: str, organisation: str, overwrite: bool) -> None:
+def export(directory: str, organisation: str | None, overwrite: bool) -> None:
     """Write every module's newest version (and all systems) to DIRECTORY as content files."""
-    from lms_plugin.accounts.services import get_or_create_organisation
+    from lms_plugin.accounts.services import resolve_organisation
     from lms_plugin.catalog.content_format import SystemSpec
 
     root = Path(directory)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise click.ClickException(f"{directory} is not empty; use --overwrite to write into it")
     try:
-        org = get_or_create_organisation(organisation)
+        org = resolve_organisation(organisation)
     except DomainError as exc:
         db.session.rollback()
         raise click.ClickException(exc.message) from None
-    root.mkdir(parents=True, exist_ok=True)
-    systems = services.list_systems(org.id)
-    for system in systems:
-        exporter.write_system(root, SystemSpec(slug=system.slug, name=system.name,
-                                               vendor=system.vendor,
-                                               description=system.description or ""))
-    modules = services.exportable_modules(org.id)
-    for module, version in modules:
-        spec = services.version_to_spec(version)
-        spec.assets = services.assets_for(module.id, exporter.referenced_images(spec))
-        exporter.write_module(root, spec)
-        click.echo(f"  {module.slug}: version {version.number} ({version.status})")
-    db.session.rollback()  # read-only (get_or_create may have added an empty organisation)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        systems = services.list_systems(org.id)
+        for system in systems:
+            exporter.write_system(root, SystemSpec(slug=system.slug, name=system.name,
+                                                   vendor=system.vendor,
+                                                   description=system.description or ""))
+        modules = services.exportable_modules(org.id)
+        for module, version in modules:
+            spec = services.version_to_spec(version)
+            spec.assets = services.assets_for(module.id, exporter.referenced_images(spec))
+            exporter.write_module(root, spec)
+            click.echo(f"  {module.slug}: version {version.number} ({version.status})")
+    except OSError as exc:  # unwritable folder, a file in the way, a full disk
+        raise click.ClickException(f"cannot write to {directory}: {_os_reason(exc)}") from None
+    finally:
+        db.session.rollback()  # read-only
     click.echo(f"Exported {len(systems)} systems and {len(modules)} modules to {directory}.")
 
 
+def _os_reason(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def _write_output(output: str, text: str) -> None:
+    """Write ``text`` to the file ``output``; an unwritable place is a one-line error."""
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {_os_reason(exc)}") from None
+
+
 def _bank_out(result: BankResult, output: str | None, text: str | None) -> None:
-    """Write ``text`` (None: already streamed), then the warnings, problems and counts."""
+    """Write ``text`` (None: already streamed), then the warnings, problems and counts.
+    Nothing converted: no output file is written (an empty file would look like a result)."""
     if text is None:
         pass
     elif output:
-        Path(output).write_text(text, encoding="utf-8")
+        if result.count:
+            _write_output(output, text)
     else:
         click.echo(text, nl=False)
     for warning in result.warnings:
@@ -137,13 +171,15 @@ def _bank_out(result: BankResult, output: str | None, text: str | None) -> None:
         click.echo(f"not converted: {problem}", err=True)
     click.echo(f"{result.count} question(s) converted, {len(result.unsupported)} not "
                f"converted, {len(result.warnings)} warning(s).", err=True)
+    if output and not result.count:
+        click.echo(f"Nothing converted: {output} was not written.", err=True)
     if result.unsupported:
         sys.exit(1)
 
 
 @content_cli.command("import-gift")
-@click.argument("bank", type=click.Path(dir_okay=False, exists=True))
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
+@click.argument("bank", type=PathArg(dir_okay=False, exists=True))
+@click.option("-o", "--output", type=PathArg(dir_okay=False),
               help="Write the questions YAML here instead of standard output.")
 def import_gift(bank: str, output: str | None) -> None:
     """Convert a GIFT file to module.yaml ``questions:`` YAML (paste it into a module);
@@ -153,8 +189,8 @@ def import_gift(bank: str, output: str | None) -> None:
 
 
 @content_cli.command("import-moodle-xml")
-@click.argument("bank", type=click.Path(dir_okay=False, exists=True))
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
+@click.argument("bank", type=PathArg(dir_okay=False, exists=True))
+@click.option("-o", "--output", type=PathArg(dir_okay=False),
               help="Write the questions YAML here (and question images into images/ beside "
                    "it) instead of standard output.")
 def import_moodle_xml(bank: str, output: str | None) -> None:
@@ -163,22 +199,37 @@ def import_moodle_xml(bank: str, output: str | None) -> None:
     them into the module's images/ folder)."""
     # Streamed: each question's YAML is written as soon as it is converted, so a large bank
     # never sits in memory (bench/bench_moodle_xml.py).
-    with (open(output, "w", encoding="utf-8") if output else nullcontext(None)) as out:
-        result = moodle_xml.convert_moodle_xml_to_yaml(
-            bank, out.write if out is not None else (lambda text: click.echo(text, nl=False)),
-            assets_dir=Path(output).resolve().parent if output else None)
-    if output and result.count == 0:  # e.g. broken XML found after some questions
-        Path(output).write_text("", encoding="utf-8")
+    # Into a temporary file beside OUTPUT, renamed over it only when something converted:
+    # a bank where nothing converts leaves no (empty) file and keeps an existing one.
+    try:
+        out = tempfile.NamedTemporaryFile(  # noqa: SIM115  (closed below, then renamed)
+            "w", encoding="utf-8", delete=False, prefix=".lms-plugin-",
+            dir=Path(output).resolve().parent) if output else None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {_os_reason(exc)}") from None
+    try:
+        with out if out is not None else nullcontext(None):
+            result = moodle_xml.convert_moodle_xml_to_yaml(
+                bank,
+                out.write if out is not None else (lambda text: click.echo(text, nl=False)),
+                assets_dir=Path(output).resolve().parent if output else None)
+        if out is not None and result.count:
+            os.replace(out.name, output)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {output}: {_os_reason(exc)}") from None
+    finally:
+        if out is not None and os.path.exists(out.name):
+            os.unlink(out.name)
     _bank_out(result, output, None)
 
 
-def _module_questions(organisation: str, slug: str, with_images: bool = False):
+def _module_questions(organisation: str | None, slug: str, with_images: bool = False):
     """The newest version's questions of a module (and, ``with_images``, the images their
     prompts show, as ``{"images/x.png": AssetSpec}``)."""
-    from lms_plugin.accounts.services import get_or_create_organisation
+    from lms_plugin.accounts.services import resolve_organisation
 
     try:
-        module = services.get_module(get_or_create_organisation(organisation).id, slug)
+        module = services.get_module(resolve_organisation(organisation).id, slug)
     except DomainError as exc:
         db.session.rollback()
         raise click.ClickException(exc.message) from None
@@ -198,8 +249,8 @@ def _module_questions(organisation: str, slug: str, with_images: bool = False):
 @content_cli.command("export-gift")
 @click.argument("module")
 @_ORG_OPTION
-@click.option("-o", "--output", type=click.Path(dir_okay=False))
-def export_gift(module: str, organisation: str, output: str | None) -> None:
+@click.option("-o", "--output", type=PathArg(dir_okay=False))
+def export_gift(module: str, organisation: str | None, output: str | None) -> None:
     """Write MODULE's newest question pool as GIFT (ordering items are listed as not
     converted: GIFT has no ordering type)."""
     result = gift.export_gift(_module_questions(organisation, module), category=module)
@@ -209,8 +260,8 @@ def export_gift(module: str, organisation: str, output: str | None) -> None:
 @content_cli.command("export-moodle-xml")
 @click.argument("module")
 @_ORG_OPTION
-@click.option("-o", "--output", type=click.Path(dir_okay=False))
-def export_moodle_xml(module: str, organisation: str, output: str | None) -> None:
+@click.option("-o", "--output", type=PathArg(dir_okay=False))
+def export_moodle_xml(module: str, organisation: str | None, output: str | None) -> None:
     """Write MODULE's newest question pool as Moodle XML."""
     questions, images = _module_questions(organisation, module, with_images=True)
     result = moodle_xml.export_moodle_xml(questions, category=module, images=images)

@@ -4,7 +4,7 @@ Trainers edit YAML and Markdown by hand and review it like code, so the loader n
 the first mistake: it collects every problem as ``file:line: message`` (lines come from the
 YAML node marks) and returns them with whatever it could read. Nothing here touches the
 database; ``catalog.services.import_content`` stores a problem-free ``ContentBundle``.
-The format is documented in ``content/README.md``.
+The format is documented in ``lms_plugin/content/README.md``.
 """
 
 from __future__ import annotations

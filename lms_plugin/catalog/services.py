@@ -42,8 +42,6 @@ from lms_plugin.db import utcnow
 from lms_plugin.errors import NotFound, ValidationFailed
 from lms_plugin.extensions import db
 
-DEFAULT_ORGANISATION = "Default Health System"
-
 # ------------------------------------------------------------------------------ queries
 
 

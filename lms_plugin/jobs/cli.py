@@ -13,7 +13,7 @@ from lms_plugin.config import ConfigError, parse_duration
 from lms_plugin.db import DB_INT_MAX, utcnow
 from lms_plugin.errors import DomainError
 from lms_plugin.extensions import db
-from lms_plugin.jobs import queries, worker
+from lms_plugin.jobs import heartbeat, queries, worker
 from lms_plugin.jobs.models import STATUSES
 
 
@@ -32,11 +32,22 @@ def worker_command(once: bool, limit: int, in_process: bool, queue_name: str | N
     redis_url = current_app.config.get("REDIS_URL")
     stop = threading.Event()
     if redis_url and not in_process:
-        click.echo(f"worker {worker_id}: RQ on {redis_url.split('@')[-1]}")
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        where = redis_url.split("@")[-1]  # never echo a password
+        click.echo(f"worker {worker_id}: RQ on {where}")
         queue_name = queue_name or worker.queue_name()
-        worker.run_rq(redis_url, stop, once=once, queue_name=queue_name)
+        try:
+            worker.run_rq(redis_url, stop, once=once, queue_name=queue_name)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            reason = str(exc).strip().strip("'\"") or type(exc).__name__
+            raise click.ClickException(
+                f"Redis at {where} is unreachable ({reason}). Check REDIS_URL, or run "
+                "'lms-plugin worker --in-process' to poll the outbox without Redis.") from None
         return
     if once:
+        worker.Pulse(worker_id, "once")()
         totals = worker.drain(worker_id, limit=limit)
         click.echo(_summary(totals))
         return
@@ -51,6 +62,16 @@ def worker_command(once: bool, limit: int, in_process: bool, queue_name: str | N
     click.echo(f"worker {worker_id}: polling the outbox (Ctrl-C to stop)")
     totals = worker.run_loop(worker_id, stop, limit=limit)
     click.echo(_summary(totals))
+
+
+def _warn_if_no_worker() -> None:
+    """The jobs page's warning, for operators: jobs are due and nothing will send them."""
+    workers = heartbeat.status()
+    if workers.warning:
+        seen = f"for {workers.silence}" if workers.last_seen else "yet"
+        click.echo(f"Warning: {workers.due} job(s) are due but no worker has been seen {seen}; "
+                   "start one with `lms-plugin worker` (make run starts one itself).",
+                   err=True)
 
 
 def _summary(totals) -> str:
@@ -68,6 +89,7 @@ outbox_cli = AppGroup("outbox", help="Inspect and retry background jobs (grades,
 def list_command(status: str | None, limit: int) -> None:
     """List jobs of every organisation, most recently changed first."""
     jobs = queries.list_jobs(queries.ALL_ORGANISATIONS, status, limit=limit)
+    _warn_if_no_worker()
     if not jobs:
         click.echo("No jobs" + (f" with status {status}." if status else "."))
         return
@@ -91,6 +113,7 @@ def retry_command(job_id: int | None, all_failed: bool) -> None:
             db.session.commit()
             click.echo(f"Queued again: {count} failed job(s), paced per LMS." if count
                        else "No failed jobs.")
+            _warn_if_no_worker()
             return
         job = queries.retry_job(job_id, queries.ALL_ORGANISATIONS)
     except DomainError as exc:
@@ -98,6 +121,7 @@ def retry_command(job_id: int | None, all_failed: bool) -> None:
         raise click.ClickException(exc.message) from None
     db.session.commit()
     click.echo(f"Queued again: #{job.id}")
+    _warn_if_no_worker()
 
 
 @outbox_cli.command("prune")

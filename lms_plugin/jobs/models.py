@@ -85,3 +85,25 @@ class JobSchedule(db.Model):
     kind: Mapped[str] = mapped_column(String(100), primary_key=True)
     next_run_at: Mapped[datetime]
     last_run_at: Mapped[datetime | None]
+
+
+class WorkerHeartbeat(db.Model):
+    """One row per worker process: who is sending the outbox, and when it was last alive.
+
+    A worker refreshes ``last_seen`` every few seconds (``lms_plugin.jobs.heartbeat``); the
+    admin's jobs page and ``/healthz`` read the newest one to say whether grades can leave
+    the tool at all (issue 12: under ``make run`` no worker ran and nothing said so). Kept
+    in the database rather than Redis so every configuration answers the same way.
+    """
+
+    __tablename__ = "worker_heartbeat"
+
+    #: ``make_worker_id()``: host:pid:random, unique per process start.
+    worker_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    #: ``embedded`` (beside ``lms-plugin run``), ``loop`` (``lms-plugin worker`` without
+    #: Redis), ``rq`` (its dispatcher) or ``once`` (``lms-plugin worker --once``, e.g. cron).
+    kind: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime]
+    last_seen: Mapped[datetime] = mapped_column(index=True)

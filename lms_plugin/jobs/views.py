@@ -10,7 +10,7 @@ from flask_login import current_user
 from lms_plugin.authz import allow
 from lms_plugin.errors import Conflict
 from lms_plugin.extensions import db
-from lms_plugin.jobs import queries
+from lms_plugin.jobs import heartbeat, queries
 from lms_plugin.jobs.models import RETRYABLE, STATUSES
 
 bp = Blueprint("jobs", __name__, template_folder="templates")
@@ -53,10 +53,11 @@ def job_list():
         older = f"{jobs[-1].updated_at.isoformat()},{jobs[-1].id}"
     counts = queries.count_by_status(current_user.organisation_id)
     progress = queries.retry_all_progress(current_user.organisation_id)
+    workers = heartbeat.status(current_user.organisation_id)
     return render_template("jobs/jobs.html", jobs=jobs, counts=counts, status=status,
                            statuses=STATUSES, retryable=RETRYABLE, older=older,
                            first_page=before is None, cap=queries.COUNT_CAP,
-                           progress=progress)
+                           progress=progress, workers=workers)
 
 
 @bp.route("/admin/jobs/<int:job_id>/retry", methods=["POST"])

@@ -19,12 +19,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from flask import Flask, current_app, has_app_context
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from lms_plugin.config import DEFAULT_JOB_QUEUE
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
-from lms_plugin.jobs import schedule, services
+from lms_plugin.jobs import heartbeat, schedule, services
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,43 @@ def queue_name() -> str:
 def make_worker_id() -> str:
     """Unique per process and start: the lease owner recorded in ``locked_by``."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+# --------------------------------------------------------------------------- heartbeat
+
+
+class Pulse:
+    """A worker's heartbeat, written at most every ``heartbeat.beat_interval()`` seconds.
+
+    Commits its own small transaction (the worker is an edge). A failed beat (database
+    restarting, migrations not applied) is logged once per streak and never stops the
+    worker: sending grades matters more than saying so.
+    """
+
+    def __init__(self, worker_id: str, kind: str) -> None:
+        self.worker_id = worker_id
+        self.kind = kind
+        self._last: datetime | None = None
+        self._failing = False
+
+    def __call__(self, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        if self._last is not None and \
+                abs((now - self._last).total_seconds()) < heartbeat.beat_interval():
+            return
+        try:
+            db.session.rollback()
+            heartbeat.beat(self.worker_id, self.kind, now)
+            db.session.commit()
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            if not self._failing:
+                log.warning("worker %s: heartbeat not recorded (%s)", self.worker_id,
+                            str(exc).splitlines()[0])
+            self._failing = True
+            return
+        self._failing = False
+        self._last = now
 
 
 # --------------------------------------------------------------------------- in-process
@@ -64,15 +101,18 @@ def drain(worker_id: str, *, limit: int = 50, now: Callable[[], datetime] = utcn
 
 def run_loop(worker_id: str, stop: threading.Event, *, limit: int = 50,
              poll_interval: float | None = None,
-             now: Callable[[], datetime] = utcnow) -> Counter[str]:
+             now: Callable[[], datetime] = utcnow, kind: str = "loop") -> Counter[str]:
     """Poll the outbox until ``stop`` is set (SIGTERM/SIGINT); sleep when there is no work.
 
-    A stop request lets the job in hand finish and record its outcome, then returns.
+    A stop request lets the job in hand finish and record its outcome, then returns. Beats
+    (``worker_heartbeat``, as ``kind``) so pages can tell whether any worker runs.
     """
     interval = services.setting("LMS_JOB_POLL_INTERVAL") if poll_interval is None \
         else poll_interval
+    pulse = Pulse(worker_id, kind)
     totals: Counter[str] = Counter()
     while not stop.is_set():
+        pulse(now())
         try:
             schedule.enqueue_due(now())
             report = services.run_due_jobs(worker_id, limit, now())
@@ -161,6 +201,7 @@ def run_rq(redis_url: str, stop: threading.Event, *, once: bool = False,
     # instead of being forked (and duplicated) per job.
     worker = SimpleWorker([queue], connection=redis, name=f"lms-{uuid.uuid4().hex[:8]}")
     if once:
+        Pulse(_rq_worker_id(), "once")()
         while dispatch(queue, redis):
             worker.work(burst=True, with_scheduler=False)
         return
@@ -169,9 +210,12 @@ def run_rq(redis_url: str, stop: threading.Event, *, once: bool = False,
     interval = services.setting("LMS_JOB_POLL_INTERVAL") if poll_interval is None \
         else poll_interval
 
+    pulse = Pulse(_rq_worker_id(), "rq")
+
     def _dispatcher() -> None:
         with app.app_context():
             while not stop.is_set():
+                pulse()
                 try:
                     dispatch(queue, redis)
                 except Exception:  # keep dispatching through a database or Redis blip
@@ -186,3 +230,58 @@ def run_rq(redis_url: str, stop: threading.Event, *, once: bool = False,
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- embedded
+
+
+class EmbeddedWorker:
+    """The outbox loop in a daemon thread of the development server (``lms-plugin run``).
+
+    ``stop()`` lets the job in hand finish, then joins the thread; the process exiting
+    ends it anyway (a job cut off mid-flight is taken over after ``LMS_JOB_LEASE``).
+    """
+
+    def __init__(self, worker_id: str, thread: threading.Thread,
+                 stop_event: threading.Event) -> None:
+        self.worker_id = worker_id
+        self.thread = thread
+        self._stop = stop_event
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.thread.join(timeout)
+
+
+def start_embedded(app: Flask, *, poll_interval: float | None = None,
+                   limit: int = 50) -> EmbeddedWorker:
+    """Start the in-process outbox loop beside a development server; returns its handle.
+
+    Always the in-process loop, even with ``REDIS_URL`` (RQ's worker needs the main thread
+    for its signals; the outbox table is the source of truth either way, so the RQ workers
+    of a production setup and this loop never run a job twice). An unexpected error is
+    logged and the loop starts again after ``LMS_JOB_POLL_INTERVAL``: a thread that died
+    silently is exactly the "grades stay pending forever" fault this exists to end.
+    """
+    stop = threading.Event()
+    worker_id = make_worker_id()
+
+    def _run() -> None:
+        with app.app_context():
+            interval = services.setting("LMS_JOB_POLL_INTERVAL") if poll_interval is None \
+                else poll_interval
+            try:
+                while not stop.is_set():
+                    try:
+                        run_loop(worker_id, stop, limit=limit, poll_interval=interval,
+                                 kind="embedded")
+                    except Exception:
+                        log.exception("embedded worker %s: loop failed; restarting", worker_id)
+                        db.session.rollback()
+                        stop.wait(max(interval, 1.0))
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=_run, name="outbox-worker", daemon=True)
+    thread.start()
+    return EmbeddedWorker(worker_id, thread, stop)

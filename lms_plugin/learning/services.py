@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, union
 
+from lms_plugin import events
 from lms_plugin.accounts.models import (
     GRADE_POLICY_HIGHEST,
     GRADE_POLICY_MOST_RECENT,
@@ -25,7 +26,6 @@ from lms_plugin.catalog.models import Lesson, Module, ModuleVersion, Question
 from lms_plugin.errors import NotFound
 from lms_plugin.extensions import db
 from lms_plugin.learning.models import Completion, LessonProgress
-from lms_plugin.lti import ags_jobs
 from lms_plugin.quizzes import services as quizzes
 from lms_plugin.quizzes.models import Attempt
 
@@ -180,14 +180,26 @@ def start_quiz(user_id: int, version_id: int, now: datetime, *,
 
 def submit_quiz(attempt_id: int, user_id: int, responses: Mapping[Any, Any], now: datetime,
                 *, submission_key: str | None = None) -> quizzes.SubmitOutcome:
-    """Grade an attempt once (``quizzes.submit_attempt``), checking the limit in the
-    validity period the attempt was started in (the window :func:`start_quiz` counted)."""
+    """Submit a quiz attempt: grade it once, record the completion, announce both.
+
+    Grades with ``quizzes.submit_attempt``, checking the limit in the validity period the
+    attempt was started in (the window :func:`start_quiz` counted); the first grading call
+    then records the Completion (:func:`attempt_graded`) and sends
+    ``events.attempt_graded`` / ``events.completion_recorded`` in this same transaction
+    (the LMS gradebook update is an ``lti`` subscriber). A replay (double click, second
+    tab) returns the first result and announces nothing. Raises what ``submit_attempt``
+    raises (NotFound, Conflict, ValidationFailed) and whatever a subscriber raises; the
+    caller commits, or rolls everything back on an exception.
+    """
     attempt = quizzes.get_attempt(attempt_id, user_id)
     module_id = module_of_version(attempt.module_version_id)
     since = (None if attempt.preview or module_id is None
              else validity_period_start(user_id, module_id, attempt.started_at))
-    return quizzes.submit_attempt(attempt_id, user_id, responses, now,
-                                  submission_key=submission_key, counted_since=since)
+    outcome = quizzes.submit_attempt(attempt_id, user_id, responses, now,
+                                     submission_key=submission_key, counted_since=since)
+    if not outcome.already_graded:
+        attempt_graded(outcome.attempt, version_by_id(outcome.attempt.module_version_id), now)
+    return outcome
 
 
 # --------------------------------------------------------------------------- grade policy
@@ -276,13 +288,19 @@ def policy_score(user_id: int, module_id: int, now: datetime) -> PolicyScore | N
 
 # --------------------------------------------------------------------------- completions
 def attempt_graded(attempt: Attempt, version: ModuleVersion, now: datetime) -> Completion | None:
-    """Called by ``quizzes.services.submit_attempt`` once, in the grading transaction.
+    """Called by :func:`submit_quiz` once, in the grading transaction, for a newly graded
+    ``attempt`` of ``version`` (``now``: the UTC grading time).
 
-    A passed, non-preview attempt records the Completion here; every graded non-preview
-    attempt queues the LMS gradebook update in this same transaction (the outbox job
-    computes the score under the grade policy, :func:`policy_score`, when it is sent).
+    Announces ``events.attempt_graded`` (subscribers such as the LMS gradebook update
+    write their outbox rows in this same transaction); a passed, non-preview attempt then
+    records the Completion and announces ``events.completion_recorded``. Returns the new
+    Completion, or None.
     """
-    ags_jobs.enqueue_attempt_score(attempt, version, now)  # LTI AGS: outbox job, same txn
+    events.announce(events.attempt_graded, events.AttemptGraded(
+        attempt_id=attempt.id, user_id=attempt.user_id, module_id=version.module_id,
+        version_id=version.id, attempt_number=attempt.number,
+        score=float(attempt.score or 0.0), passed=bool(attempt.passed),
+        preview=bool(attempt.preview), when=now))
     if attempt.preview or not attempt.passed:
         return None
     expires = add_months(now, version.validity_months) if version.validity_months else None
@@ -292,6 +310,10 @@ def attempt_graded(attempt: Attempt, version: ModuleVersion, now: datetime) -> C
                             expires_at=expires)
     db.session.add(completion)
     db.session.flush()
+    events.announce(events.completion_recorded, events.CompletionRecorded(
+        completion_id=completion.id, attempt_id=attempt.id, user_id=attempt.user_id,
+        module_id=version.module_id, version_id=version.id, score=completion.score,
+        when=now, expires_at=expires))
     return completion
 
 
@@ -345,7 +367,11 @@ class ModuleOverview:
     attempts_used: int = 0
     attempts_left: int | None = None  # None = unlimited
     completion: Completion | None = None
+    #: The latest completion when it has expired (and none is valid): "complete it again".
     expired_completion: Completion | None = None
+    #: When the latest completion has not expired but predates the newest published
+    #: retraining-required version (DESIGN "Versions"): that version's number.
+    retraining_version: int | None = None
     question_count: int = 0
     #: What the LMS gradebook shows under the organisation's grade policy (module and result
     #: pages only: ``module_overview(..., grade_note=True)``), to tell a learner who has
@@ -370,6 +396,8 @@ class ModuleOverview:
             return "Quiz in progress"
         if self.expired_completion is not None:
             return "Expired"
+        if self.retraining_version is not None:
+            return "Retraining required"
         if self.last_attempt is not None and not self.last_attempt.passed:
             return "Not passed yet" if self.attempts_left != 0 else "Failed"
         if self.viewed:
@@ -470,6 +498,11 @@ def module_overviews(user_id: int, pairs: list[tuple[Module, ModuleVersion]], no
         completion = next((c for c, number in history if _completion_valid(
             c, number, retrain_from.get(module.id), now)), None)
         latest = history[0][0] if history else None
+        lapsed = latest if (latest is not None and completion is None) else None
+        retraining = None
+        if lapsed is not None and (lapsed.expires_at is None or lapsed.expires_at > now):
+            # Not expired, so it predates a retraining-required version: say which.
+            lapsed, retraining = None, retrain_from.get(module.id)
         question_count = questions[version.id]
         if version.draw_count:
             question_count = min(question_count, version.draw_count)
@@ -485,7 +518,7 @@ def module_overviews(user_id: int, pairs: list[tuple[Module, ModuleVersion]], no
             attempts_left=None if preview or version.attempt_limit is None
             else max(0, version.attempt_limit - attempts_used),
             completion=completion,
-            expired_completion=latest if (latest is not None and completion is None) else None,
+            expired_completion=lapsed, retraining_version=retraining,
             question_count=question_count,
         ))
     if expired:

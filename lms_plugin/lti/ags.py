@@ -106,9 +106,23 @@ def _lineitem_scopes(link: LtiResourceLink) -> list[str]:
 
 
 def ensure_lineitem(platform: LtiPlatform, link: LtiResourceLink, label: str) -> str:
-    """The link's line item URL: the launch's, else found by resourceId, else created.
+    """The link's own line item URL (one gradebook column per placement of a module).
+
+    In order: the launch's ``lineitem`` claim (stored on the link); else the line item of
+    the container bound to this resource link (``resourceLinkId`` equal to the link's id)
+    for this module (``resourceId``, the module slug); else a new one, created bound to the
+    link (``resourceLinkId``) with our ``tag``. A line item is never matched on the module's
+    resourceId alone: a module placed twice in one course has two links, and many line
+    items may share a resourceId in a context (1EdTech AGS 2.0, line item service: a line
+    item's ``resourceLinkId``, ``resourceId`` and ``tag``, and the container's
+    ``resource_link_id`` / ``resource_id`` / ``tag`` filters; Canvas Line Items API:
+    "Multiple line items can share the same resourceId within a given context"). On a
+    platform that keeps no link on its line items the search finds nothing and the link
+    gets its own, new column.
 
     Sets ``link.lineitem_url`` (the caller commits), so the search runs once per link.
+    Raises the service client's errors, and ServiceRefused (400) when the launch offered
+    no line item container or the platform created a line item without an id.
     """
     if link.lineitem_url:
         return link.lineitem_url
@@ -122,8 +136,8 @@ def ensure_lineitem(platform: LtiPlatform, link: LtiResourceLink, label: str) ->
                             params={"resource_id": slug, "resource_link_id":
                                     link.resource_link_id}).json()
     for item in found if isinstance(found, list) else []:
-        if (isinstance(item, dict) and item.get("resourceId") == slug and item.get("id")
-                and item.get("resourceLinkId") in (None, "", link.resource_link_id)):
+        if (isinstance(item, dict) and item.get("id") and item.get("resourceId") == slug
+                and str(item.get("resourceLinkId") or "") == link.resource_link_id):
             link.lineitem_url = str(item["id"])
             return link.lineitem_url
     created = service_request(platform, "POST", link.lineitems_url, [SCOPE_LINEITEM],

@@ -14,8 +14,9 @@ the policy's score over all of them; a retry days later sends what the policy sa
 (a completion that expired in between starts a new validity period).
 
 One coalesce key per (platform, resource link, LTI user). A resource link has exactly one
-line item of ours (the launch's, or the one found/created by resourceId), so the link stands
-for the line item even before the line item's URL is known. With that key the outbox keeps
+line item of ours (the launch's, or the one bound to the link, found or created by
+:func:`lms_plugin.lti.ags.ensure_lineitem`), so the link stands for the line item even
+before the line item's URL is known. With that key the outbox keeps
 only the newest score: an older one is superseded at enqueue time or just before it runs.
 
 Outcome mapping (platform answer → job status):
@@ -38,6 +39,7 @@ from typing import Any
 from sqlalchemy import select
 
 from lms_plugin.errors import ValidationFailed
+from lms_plugin.events import AttemptGraded
 from lms_plugin.extensions import db
 from lms_plugin.jobs.models import SUPERSEDED, OutboxJob
 from lms_plugin.jobs.services import (
@@ -49,6 +51,7 @@ from lms_plugin.jobs.services import (
     job_handler,
     newer_job_exists,
 )
+from lms_plugin.learning import services as learning
 from lms_plugin.lti.ags import Score, ensure_lineitem, iso_timestamp, post_score
 from lms_plugin.lti.models import (
     LtiContext,
@@ -127,12 +130,16 @@ def enqueue_module_scores(*, user_id: int, module_slug: str, score_percent: floa
 
     The hook the learning package calls when an attempt is graded or a module completes:
     it needs no request or session, only who, what and when (``policy_module_id``: see
-    :func:`enqueue_score`).
+    :func:`enqueue_score`). Only courses where the learner's membership is *active* count:
+    one the roster sync saw them leave gets no grade (the platform would refuse it: Moodle
+    answers 400 for a user without a gradebook role, Canvas 422), until a new launch from
+    that course enrols them again.
     """
     links = db.session.scalars(
         select(LtiResourceLink)
         .join(LtiMembership, LtiMembership.context_id == LtiResourceLink.context_id)
-        .where(LtiMembership.user_id == user_id, LtiResourceLink.module_slug == module_slug)
+        .where(LtiMembership.user_id == user_id, LtiMembership.active.is_(True),
+               LtiResourceLink.module_slug == module_slug)
         .order_by(LtiResourceLink.id)
     ).all()
     jobs = []
@@ -215,8 +222,6 @@ def _policy_score(policy: dict[str, Any], now: datetime) -> tuple[float, str]:
     """The grade policy's percentage and gradebook comment for the job's learner and module,
     read now (after every grading transaction so far committed). Superseded when the
     learner has no graded attempt in the current validity period any more."""
-    from lms_plugin.learning import services as learning  # learning imports this module
-
     chosen = learning.policy_score(int(policy["user_id"]), int(policy["module_id"]), now)
     if chosen is None:
         raise Superseded("no graded attempt in the learner's current validity period")
@@ -244,23 +249,25 @@ def _after_conflict(platform: LtiPlatform, lineitem: str, score: Score, ctx: Job
                               f"({last.message})")
 
 
-def enqueue_attempt_score(attempt: Any, version: Any, now: datetime) -> list[OutboxJob]:
-    """The learning hook: a graded quiz attempt updates the LMS gradebook.
+def enqueue_attempt_score(sender: Any, event: AttemptGraded) -> list[OutboxJob]:
+    """Receiver of ``events.attempt_graded`` (connected by :func:`lms_plugin.lti.subscribe`):
+    a graded quiz attempt updates the LMS gradebook, in the grading transaction.
 
     Preview sittings send nothing. Every graded attempt, passed or not, is sent as final
     (Completed / FullyGraded) with the score the organisation's grade policy picks at send
     time (``learning.services.policy_score``): under "highest" a failed re-sit re-sends the
     pass, so it never erases or lowers it; a failed first attempt shows its score.
+    ``sender``: the Flask app. Writes outbox rows and flushes; never commits.
     """
-    if attempt.preview or attempt.score is None:
+    if event.preview:
         return []
     from lms_plugin.catalog.models import Module
 
-    slug = db.session.scalar(select(Module.slug).where(Module.id == version.module_id))
+    slug = db.session.scalar(select(Module.slug).where(Module.id == event.module_id))
     if slug is None:
         return []
-    verdict = "passed" if attempt.passed else "not passed yet"
+    verdict = "passed" if event.passed else "not passed yet"
     return enqueue_module_scores(
-        user_id=attempt.user_id, module_slug=slug, score_percent=float(attempt.score),
-        event_at=now, policy_module_id=version.module_id,
-        comment=f"Quiz attempt {attempt.number}: {attempt.score:g}% ({verdict})")
+        user_id=event.user_id, module_slug=slug, score_percent=float(event.score),
+        event_at=event.when, policy_module_id=event.module_id,
+        comment=f"Quiz attempt {event.attempt_number}: {event.score:g}% ({verdict})")

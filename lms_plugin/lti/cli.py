@@ -220,6 +220,12 @@ def keys_list() -> None:
     """List the tool's keys and their status."""
     keys.retire_expired()
     db.session.commit()
-    for key in keys.all_keys():
+    rows = keys.all_keys()
+    if not rows:
+        click.echo("No signing keys yet. The first one is generated when a platform is added "
+                   "(lms-plugin platform add, or Dynamic Registration) or the JWKS URL "
+                   "(/lti/jwks) is first fetched; 'lms-plugin keys rotate' makes one now.")
+        return
+    for key in rows:
         until = f" until {key.retire_after:%Y-%m-%d %H:%M} UTC" if key.retire_after else ""
         click.echo(f"{key.kid}\t{key.status}{until}\tcreated {key.created_at:%Y-%m-%d %H:%M} UTC")

@@ -36,12 +36,13 @@ from sqlalchemy import select
 
 from lms_plugin import outbound
 from lms_plugin.accounts.models import Organisation, User
-from lms_plugin.accounts.services import get_or_create_organisation, record_audit
+from lms_plugin.accounts.services import record_audit
+from lms_plugin.db import check_fits
 from lms_plugin.errors import Conflict, DomainError
 from lms_plugin.extensions import db
 from lms_plugin.lti import keys as lti_keys
 from lms_plugin.lti import services as lti_services
-from lms_plugin.lti.models import LtiPlatform
+from lms_plugin.lti.models import LtiDeployment, LtiPlatform
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,11 @@ class RegistrationOutcome:
     configuration: PlatformConfiguration
     deployment_id: str | None
     pending_approval: bool
+    #: True when the platform registered again (same issuer and client id, e.g. Moodle's
+    #: "Update"): the existing registration was brought up to date instead of refused.
+    updated: bool = False
+    #: What the update changed: ``{field: {"from": old, "to": new}}`` (empty: it was current).
+    changes: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- Canvas JSON
@@ -460,22 +466,105 @@ def post_registration(config: PlatformConfiguration, registration_token: str | N
     return client_id.strip(), deployment_id
 
 
-def default_organisation() -> Organisation:
-    """Where registrations made without a signed-in admin go: the first organisation.
+NO_ORGANISATION_MESSAGE = (
+    "The tool has no organisation yet. Its administrator creates one first (lms-plugin setup, "
+    "or lms-plugin org create NAME); then start the registration again from the LMS.")
+SEVERAL_ORGANISATIONS_MESSAGE = (
+    "The tool serves several organisations and cannot tell which one this LMS belongs to. "
+    "Sign in to the tool as an administrator of your organisation in this browser, then "
+    "start the registration again from the LMS: it then joins your organisation.")
 
-    ``lms-plugin setup`` (and ``users create-admin``) create "Default Health System" first,
-    so on a single-organisation install this is the only one. With none yet, it is created.
+
+class RegistrationRefused(DomainError):
+    """The tool cannot take this registration in its present state (no organisation, or
+    several and none chosen); raised before the platform is asked to register anything."""
+
+    status_code = 409
+    title = "Registration not possible yet"
+
+
+def registration_organisation(actor: User | None, issuer: str) -> tuple[Organisation, bool]:
+    """(organisation, approved) for a Dynamic Registration (issue 12.1).
+
+    A signed-in admin's registration joins their own organisation, approved at once. Anyone
+    else's is pending approval and joins the one organisation there is, or, with several,
+    the organisation that already holds every registration of this ``issuer`` (the same LMS
+    registering again). Otherwise RegistrationRefused: never a guess, never a new
+    organisation.
     """
-    org = db.session.scalar(select(Organisation).order_by(Organisation.id).limit(1))
-    return org or get_or_create_organisation("Default Health System")
-
-
-def registration_organisation(actor: User | None) -> tuple[Organisation, bool]:
-    """(organisation, approved): a signed-in admin's own organisation, approved at once;
-    anyone else's registration goes to the default organisation, pending approval."""
     if actor is not None and actor.has_role("admin"):
         return actor.organisation, True
-    return default_organisation(), False
+    orgs = db.session.scalars(select(Organisation).order_by(Organisation.id).limit(2)).all()
+    if not orgs:
+        raise RegistrationRefused(NO_ORGANISATION_MESSAGE, field="organisation")
+    if len(orgs) == 1:
+        return orgs[0], False
+    holders = set(db.session.scalars(select(LtiPlatform.organisation_id).where(
+        LtiPlatform.issuer == issuer)))
+    if len(holders) == 1:
+        return db.session.get(Organisation, holders.pop()), False
+    raise RegistrationRefused(SEVERAL_ORGANISATIONS_MESSAGE, field="organisation")
+
+
+def _platform_name(config: PlatformConfiguration) -> str:
+    name = config.account_name or urlsplit(config.issuer).netloc
+    if config.product_family_code:
+        name = f"{name} ({config.product_family_code})"
+    return name[:200]
+
+
+def _update_registration(platform: LtiPlatform, config: PlatformConfiguration,
+                         deployment_id: str | None, actor: User | None) -> RegistrationOutcome:
+    """The platform registered again under the same (issuer, client_id): Moodle's "Update"
+    on a tool registration sends the existing type's client id and type id (deployment id)
+    again (mod/lti/openid-registration.php updates the type when the token names one).
+    Bring the registration's endpoints, name and deployment ids up to date, keep its
+    organisation and enabled state, audit what changed (also when nothing did).
+
+    A signed-in admin of *another* organisation cannot change it (Conflict, nothing written).
+    The caller is the platform itself: the configuration came from the issuer's own origin
+    (:func:`parse_platform_configuration`) and its registration endpoint accepted the token.
+    """
+    if actor is not None and actor.has_role("admin") and \
+            actor.organisation_id != platform.organisation_id:
+        raise Conflict("This LMS registration belongs to another organisation of the tool; "
+                       "an administrator of that organisation can register it again.",
+                       field="client_id")
+    wanted = {
+        "name": _platform_name(config),
+        "auth_login_url": config.authorization_endpoint,
+        "auth_token_url": config.token_endpoint,
+        "key_set_url": config.jwks_uri,
+    }
+    for attribute, value in wanted.items():
+        check_fits(value, getattr(LtiPlatform, attribute), f"The {attribute.replace('_', ' ')}")
+    if deployment_id:
+        check_fits(deployment_id, LtiDeployment.deployment_id, "The deployment id")
+    changes: dict[str, Any] = {}
+    for attribute, value in wanted.items():
+        old = getattr(platform, attribute)
+        if old != value:
+            changes[attribute] = {"from": old, "to": value}
+            setattr(platform, attribute, value)
+    if deployment_id and deployment_id not in platform.deployment_ids:
+        changes["deployment_ids"] = {"from": list(platform.deployment_ids),
+                                     "to": [*platform.deployment_ids, deployment_id]}
+        platform.deployments.append(LtiDeployment(deployment_id=deployment_id))
+    db.session.flush()
+    lti_keys.ensure_key()
+    record_audit(
+        "lti.platform.dynamic_reregistration", actor=actor,
+        organisation_id=platform.organisation_id, target=("lti_platform", platform.id),
+        details={"issuer": config.issuer, "client_id": platform.client_id,
+                 "deployment_id": deployment_id, "changes": changes,
+                 "product_family_code": config.product_family_code,
+                 "version": config.version},
+    )
+    return RegistrationOutcome(platform=platform, configuration=config,
+                               deployment_id=deployment_id or next(
+                                   iter(platform.deployment_ids), None),
+                               pending_approval=not platform.enabled, updated=True,
+                               changes=changes)
 
 
 def register_dynamically(openid_configuration: str | None, registration_token: str | None,
@@ -487,10 +576,13 @@ def register_dynamically(openid_configuration: str | None, registration_token: s
     the LMS, where our session cookie is usually absent (third-party cookies are blocked
     in iframes), and the platform's registration token is the credential for the only thing
     that is written: a *new* registration keyed by the (issuer, client_id) the platform
-    itself issues. It can never change or take over an existing registration (a duplicate is
-    refused). A registration made without a signed-in admin is stored **disabled**
-    (pending approval, ``lms-plugin platform enable ID``), so nobody can make the tool trust
-    an unknown LMS just by running a registration. An admin signed in to the tool in the
+    itself issues. The same platform registering again (same issuer and client id: Moodle's
+    "Update") brings its own registration up to date (:func:`_update_registration`); the
+    configuration must come from the issuer's own origin and the platform's registration
+    endpoint must accept the token, so nobody else can change it. A registration made
+    without a signed-in admin is stored **disabled** (pending approval,
+    ``lms-plugin platform enable ID``), so nobody can make the tool trust an unknown LMS
+    just by running a registration. An admin signed in to the tool in the
     same browser (``actor``) gets it enabled in their own organisation at once; the view
     only passes an actor from a CSRF-protected POST, so a foreign page embedding the URL
     cannot borrow an admin's session.
@@ -508,18 +600,17 @@ def register_dynamically(openid_configuration: str | None, registration_token: s
         config = fetch_platform_configuration(url, registration_token,
                                               allow_http_localhost=allow_http_localhost)
         body = tool_registration_request(base_url, config)
+        # Before the platform is asked to register anything: where the registration goes.
+        organisation, approved = registration_organisation(actor, config.issuer)
         client_id, deployment_id = post_registration(config, registration_token, body)
     except RegistrationFailed as exc:
         log.warning("dynamic registration with %s failed: %s", url, exc.message)
         time.sleep(max(0.0, started + _policy(url).deadline - time.monotonic()))
         raise RegistrationFailed(FAILED_MESSAGE) from None
-    if lti_services.find_platform(config.issuer, client_id) is not None:
-        raise Conflict(f"this tool is already registered for issuer {config.issuer} with "
-                       f"client id {client_id}", field="client_id")
-    organisation, approved = registration_organisation(actor)
-    name = config.account_name or urlsplit(config.issuer).netloc
-    if config.product_family_code:
-        name = f"{name} ({config.product_family_code})"
+    existing = lti_services.find_platform(config.issuer, client_id)
+    if existing is not None:
+        return _update_registration(existing, config, deployment_id, actor)
+    name = _platform_name(config)
     platform = lti_services.register_platform(
         issuer=config.issuer,
         client_id=client_id,
@@ -527,7 +618,7 @@ def register_dynamically(openid_configuration: str | None, registration_token: s
         auth_token_url=config.token_endpoint,
         key_set_url=config.jwks_uri,
         deployment_ids=[deployment_id] if deployment_id else [],
-        name=name[:200],
+        name=name,
         organisation_id=organisation.id,
         enabled=approved,
     )

@@ -130,5 +130,8 @@ def _failed(exc: DomainError):
     current_app.logger.info("dynamic registration refused: %s", exc.message)
     if wants_json():
         return error_response(exc.status_code, exc.message, exc.title, exc.field)
-    return render_template("lti/register_failed.html", title=exc.title,
-                           detail=exc.message), exc.status_code
+    # Manual registration is suggested only where it can succeed: the tool could not talk
+    # to the LMS (not for a registration the tool refuses, which it would refuse too).
+    return render_template("lti/register_failed.html", title=exc.title, detail=exc.message,
+                           manual_hint=isinstance(exc, registration.RegistrationFailed)
+                           ), exc.status_code

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from lms_plugin.accounts.models import Organisation
-from lms_plugin.accounts.services import get_or_create_organisation, record_audit
+from lms_plugin.accounts.services import record_audit, resolve_organisation
 from lms_plugin.db import check_fits
 from lms_plugin.errors import Conflict, NotFound, ValidationFailed
 from lms_plugin.extensions import db
@@ -88,9 +88,11 @@ def register_platform(
     ``grant_org_roles``: the roles its launches carry become organisation-wide grants (an
     Instructor an author of every course); off by default, rights stay in their course.
 
-    Give the organisation by id or by name (created when new). A registration needs a way to
-    verify id_tokens: a key set URL (normal) or a static public key. Every value longer than
-    its column is refused (ValidationFailed naming it), never cut.
+    Give the organisation by id or by name or slug (an existing one; with neither, the only
+    one there is: :func:`~lms_plugin.accounts.services.resolve_organisation`, which raises
+    NotFound / ValidationFailed listing the known ones and never creates one). A
+    registration needs a way to verify id_tokens: a key set URL (normal) or a static public
+    key. Every value longer than its column is refused (ValidationFailed naming it), never cut.
     """
     issuer = _check_url(issuer, "issuer") or ""
     client_id = (client_id or "").strip()
@@ -130,16 +132,18 @@ def register_platform(
         host = check_host(host)
         if host not in hosts:
             hosts.append(host)
-    if find_platform(issuer, client_id) is not None:
-        raise Conflict(f"a platform with issuer {issuer} and client id {client_id} exists",
-                       field="client_id")
+    existing = find_platform(issuer, client_id)
+    if existing is not None:
+        raise Conflict(f"a platform with issuer {issuer} and client id {client_id} exists "
+                       f"already (platform {existing.id}, {existing.name}: lms-plugin platform "
+                       f"show {existing.id})", field="client_id")
 
     if organisation_id is not None:
         org = db.session.get(Organisation, organisation_id)
         if org is None:
             raise NotFound(f"no organisation with id {organisation_id}")
     else:
-        org = get_or_create_organisation(organisation_name or urlsplit(issuer).netloc)
+        org = resolve_organisation(organisation_name)
 
     platform = LtiPlatform(
         organisation_id=org.id, name=name,

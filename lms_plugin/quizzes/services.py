@@ -516,10 +516,8 @@ def submit_attempt(attempt_id: int, user_id: int, responses: Mapping[Any, Any],
         db.session.add(answer)
         answers.append(answer)
     db.session.flush()
-
-    from lms_plugin.learning import services as learning  # learning imports quizzes
-
-    learning.attempt_graded(attempt, version, now)
+    # What follows a grade (the completion, the domain events that reach the LMS) is the
+    # caller's: ``learning.services.submit_quiz`` orchestrates it, so quizzes knows neither.
     return SubmitOutcome(attempt, already_graded=False, answers=answers)
 
 

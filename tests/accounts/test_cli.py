@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from lms_plugin.accounts.models import LocalCredential, RoleGrant, User
 from lms_plugin.extensions import db
 from tests.conftest import login
+
+
+@pytest.fixture(autouse=True)
+def _one_organisation(request, factory) -> None:
+    if "fresh_install" not in request.node.name:
+        factory.organisation("General Hospital")
 
 
 def _count(app, model) -> int:

@@ -99,3 +99,23 @@ def test_a_deep_page_costs_what_the_first_costs(app, client, login_as, factory):
         assert len(_names(client.get(last_url).get_data(as_text=True))) == 10
     assert len(deep) == len(first) + 1  # the (name, id) of the cursor's person
     assert any("(user_account.name, user_account.id) >" in s for s in deep)
+
+
+def test_a_search_count_stops_at_the_cap(app, client, login_as, factory, monkeypatch):
+    """A common word's count reads at most cap + 1 matches ("N+"), instead of counting every
+    match (issue 18 item 5); the unfiltered list keeps the exact head count."""
+    from lms_plugin.accounts import services
+
+    admin = login_as("admin")
+    _people(app, factory.org_of(admin), 120)
+    monkeypatch.setattr(services, "PEOPLE_COUNT_CAP", 25)
+    with counted() as statements:
+        html = client.get("/admin/users?q=person").get_data(as_text=True)
+    assert "25+ people match" in html
+    assert len(_names(html)) == 50
+    assert any("LIMIT" in s and "count(" in s.lower() for s in statements)
+    html = client.get("/admin/users?q=zed").get_data(as_text=True)
+    assert "18 people match" in html  # under the cap: exact
+    html = client.get("/admin/users?q=pharmacist&role=author").get_data(as_text=True)
+    assert "12 people match" in html
+    assert "121 people in" in client.get("/admin/users").get_data(as_text=True)

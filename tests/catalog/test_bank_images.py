@@ -11,6 +11,7 @@ import shutil
 import struct
 import zlib
 
+import pytest
 from sqlalchemy import select
 
 from lms_plugin.catalog import moodle_xml
@@ -19,6 +20,13 @@ from lms_plugin.catalog.models import ContentAsset, Module
 from lms_plugin.extensions import db
 from tests.catalog.helpers import copy_valid
 from tests.conftest import csrf_token
+
+
+@pytest.fixture(autouse=True)
+def _first_organisation(factory) -> None:
+    """What the first-run setup leaves: one organisation (commands never create one)."""
+    factory.organisation("Default Health System")
+
 
 
 def png(width: int = 4, height: int = 3) -> bytes:
@@ -156,6 +164,7 @@ def test_cli_writes_images_beside_the_yaml_and_the_module_imports_and_shows_them
     (folder / "module.yaml").write_text(text.split("questions:")[0] + out.read_text())
     shutil.copytree(out.parent / "images", folder / "images")
     assert load_content(root).problems == []
+    assert runner.invoke(args=["org", "create", "General Hospital"]).exit_code == 0
     imported = runner.invoke(args=["content", "import", str(root), "--organisation",
                                    "General Hospital"])
     assert imported.exit_code == 0, imported.output

@@ -175,7 +175,8 @@ def test_export_moodle_xml_round_trips_every_type(app, tmp_path):
             assert got.data == want.data, got.key
 
 
-def test_export_of_an_unknown_module_fails_cleanly(app):
+def test_export_of_an_unknown_module_fails_cleanly(app, factory):
+    factory.organisation("Default Health System")
     result = app.test_cli_runner().invoke(args=["content", "export-gift", "nothing"])
     assert result.exit_code == 1
     assert "no module 'nothing'" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from lms_plugin.accounts.models import AuditEvent, Organisation
@@ -20,6 +21,13 @@ from lms_plugin.catalog.models import (
 )
 from lms_plugin.extensions import db
 from tests.catalog.helpers import VALID, copy_valid
+
+
+@pytest.fixture(autouse=True)
+def _first_organisation(factory) -> None:
+    """What the first-run setup leaves: one organisation (commands never create one)."""
+    factory.organisation("Default Health System")
+
 
 TABLES = (Organisation, ClinicalSystem, Module, ModuleVersion, Lesson, Question, ContentAsset,
           AuditEvent)
@@ -181,6 +189,7 @@ def test_a_failure_midway_leaves_the_database_exactly_as_before(app, tmp_path, m
         yaml_file.write_text(yaml_file.read_text().replace("estimated_minutes: ",
                                                            "estimated_minutes: 1"))
     (root / "systems" / "ehr.yaml").write_text("slug: ehr\nname: Renamed EHR\n")
+    assert app.test_cli_runner().invoke(args=["org", "create", "Brand New Org"]).exit_code == 0
     before_counts, before_rows = counts(app), snapshot(app)
 
     real = services.import_module
@@ -198,7 +207,7 @@ def test_a_failure_midway_leaves_the_database_exactly_as_before(app, tmp_path, m
     assert calls == ["bcma-scanning", "safe-ordering"]  # the first module was written…
     assert counts(app) == before_counts  # …and rolled back with everything else
     assert snapshot(app) == before_rows
-    result = run(app, "import", str(root))
+    result = run(app, "import", str(root), "--organisation", "Default Health System")
     assert result.exit_code != 0
     assert counts(app) == before_counts
     assert snapshot(app) == before_rows
@@ -215,12 +224,14 @@ def test_import_refuses_invalid_content_and_writes_nothing(app, tmp_path):
     assert "modules/bcma-scanning/lessons/01-why-we-scan.md:1: lesson file is empty" \
         in result.output
     assert "nothing was imported" in result.output
-    assert all(n == 0 for n in counts(app).values())
+    assert counts(app) == {**dict.fromkeys(counts(app), 0), "organisation": 1}  # setup's one
 
 
 def test_import_into_a_named_organisation_is_isolated(app):
+    assert app.test_cli_runner().invoke(args=["org", "create", "North Clinic"]).exit_code == 0
     assert run(app, "import", str(VALID), "--organisation", "North Clinic").exit_code == 0
-    assert run(app, "import", str(VALID)).exit_code == 0
+    assert run(app, "import", str(VALID), "--organisation", "Default Health System"
+               ).exit_code == 0
     with app.app_context():
         orgs = {o.name: o.id for o in db.session.scalars(select(Organisation))}
         assert len(services.list_modules(orgs["North Clinic"])) == 1

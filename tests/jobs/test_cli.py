@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 import uuid
 
 from sqlalchemy import func, select
@@ -46,27 +45,40 @@ def test_worker_once_ends_even_when_a_job_is_due_again_at_once(app):
     assert job_row(app, job_id).status == "pending"
 
 
-def test_worker_loop_stops_cleanly_on_sigterm(app):
+def test_worker_loop_stops_cleanly_on_sigterm(app, monkeypatch):
     """The polling loop sleeps when idle and leaves on SIGTERM with its summary."""
     with app.app_context():
         job_id = services.enqueue("test.record", {}).id
         db.session.commit()
     app.config["LMS_JOB_POLL_INTERVAL"] = 0.05
-    def stop_once_the_job_ran() -> None:
-        # Wait for the work rather than a fixed time, so a loaded CI machine cannot race it.
-        deadline = time.monotonic() + 30
-        while kinds.calls.get(job_id, 0) < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.2)  # let the loop go idle (it sleeps between polls) before stopping
-        os.kill(os.getpid(), signal.SIGTERM)
+    idle_after_the_job = threading.Event()
+    real_run = services.run_due_jobs
 
-    timer = threading.Thread(target=stop_once_the_job_ran, daemon=True)
+    def run_and_report(*args, **kwargs):
+        # The loop's own poll: an empty one after the job ran means the loop is idle (about
+        # to sleep), which is when SIGTERM must stop it. An event, not a fixed wait.
+        report = real_run(*args, **kwargs)
+        if report.claimed == 0 and kinds.calls.get(job_id, 0) >= 1:
+            idle_after_the_job.set()
+        return report
+
+    monkeypatch.setattr(services, "run_due_jobs", run_and_report)
+
+    finished = threading.Event()
+
+    def stop_once_idle() -> None:
+        if idle_after_the_job.wait(timeout=60) and not finished.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    timer = threading.Thread(target=stop_once_idle, daemon=True)
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     try:
         timer.start()
         result = _invoke(app, "worker", "--in-process")
     finally:
-        timer.join(timeout=35)
+        finished.set()  # first: a timer released below must not signal a finished loop
+        idle_after_the_job.set()
+        timer.join(timeout=65)
         app.config.pop("LMS_JOB_POLL_INTERVAL")
         signal.signal(signal.SIGTERM, previous[0])
         signal.signal(signal.SIGINT, previous[1])

@@ -15,7 +15,6 @@ import random
 import socket
 import struct
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +24,7 @@ from sqlalchemy import func, select
 from lms_plugin.extensions import db
 from lms_plugin.jobs import services
 from lms_plugin.jobs.models import OutboxJob
+from tests.hangup import wait_until_client_leaves
 from tests.jobs import kinds
 from tests.jobs.conftest import T0
 
@@ -87,7 +87,7 @@ def make_server(platform: Platform) -> ThreadingHTTPServer:
                 # idempotency key keeps the retry from applying it twice.
                 platform.apply(key, body["user"], body["event"])
             if fault == "timeout":
-                time.sleep(0.2)  # the worker gave up after 0.05 s
+                wait_until_client_leaves(self.connection)  # it gives up after 0.05 s
                 return self._answer(504, {})
             if fault == "reset":
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,

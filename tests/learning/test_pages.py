@@ -281,3 +281,22 @@ def test_home_lists_the_launched_module_and_started_ones(app, client, login_as):
     assert "/modules/never-touched" not in html
     assert "Lessons viewed: 1 of 2" in html and "Not started" in html
     assert "Preview as learner" not in html
+
+
+@pytest.mark.parametrize("ref", ["images/../../../../auth/logout", "../secret.png",
+                                 "./images/../../x.png", "/admin/jobs", "images//x.png"])
+def test_lesson_images_never_point_outside_the_module(app, client, login_as, ref):
+    """The ``..`` guard on lesson asset paths (issue 11 item 10): a lesson image is served
+    from the module's own images (``/content/<module>/images/…``) or not at all; a path that
+    climbs out (or an absolute one) is shown as its alt text, never left for the browser to
+    resolve against the page (it would request any URL of this site)."""
+    body = f"# Images\n\n![Order screen](images/order.png)\n\n![Escape]({ref})\n"
+    content = build_module(app, lessons=[("images", "Images", body)])
+    login_as("learner")
+    html = text_of(client.get("/modules/cpoe-basics/lessons/1"))
+    article = html.split('<article class="lesson">')[1].split("</article>")[0]
+    srcs = re.findall(r'<img[^>]*src="([^"]*)"', article)
+    assert srcs == [f"/content/{content['module_id']}/images/order.png"], srcs
+    assert "Escape" in article
+    # The asset route itself answers a climbing path with a 404, never a file.
+    assert client.get(f"/content/{content['module_id']}/images/../order.png").status_code == 404

@@ -18,7 +18,7 @@ from lms_plugin.learning.models import Completion
 from lms_plugin.quizzes.models import Attempt
 from tests.conftest import csrf_token
 
-CONTENT = Path(__file__).resolve().parents[2] / "content"
+CONTENT = Path(__file__).resolve().parents[2] / "lms_plugin" / "content"
 
 
 def answer_fields(question: Question) -> dict[str, Any]:

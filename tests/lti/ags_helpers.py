@@ -97,10 +97,12 @@ def services(app, make_platform, fake_lms) -> Iterator[Services]:
 
 def sample_context(app, organisation: str = "General Hospital") -> int:
     """A committed LMS course (offering NRPS) of ``organisation``: for URL-map walks."""
+    from lms_plugin.accounts.services import get_or_create_organisation
     from lms_plugin.lti.models import LtiContext
     from lms_plugin.lti.services import register_platform
 
     with app.app_context():
+        get_or_create_organisation(organisation)  # platforms join existing ones only
         platform = register_platform(
             issuer="https://sample-lms.example", client_id="sample-client",
             auth_login_url="https://sample-lms.example/auth",

@@ -36,6 +36,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 
+from tests.hangup import wait_until_client_leaves
+
 SCORE_TYPE = "application/vnd.ims.lis.v1.score+json"
 MEMBERSHIP_TYPE = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 
@@ -73,7 +75,7 @@ class FakeLms:
     flavour: str = "moodle"  # or "canvas"
     fault_rate: float = 0.0  # 500 / reset / 429 / 401, in equal shares
     timeout_rate: float = 0.0
-    hang: float = 0.3  # how long a "timeout" keeps the client waiting
+    hang: float = 30.0  # a "timeout" holds the request until the client hangs up, at most
     retry_after: int = 7
     token_lifetime: int = 3600
     seed: int = 1
@@ -84,6 +86,11 @@ class FakeLms:
     page_size: int = 2
     #: When set, the roster's last page links rel="differences"; that URL returns these.
     differences: dict[str, list[dict[str, Any]]] | None = None
+    #: Whether line items can be bound to a resource link (AGS 2.0: a created line item
+    #: keeps its ``resourceLinkId`` and the container filters on ``resource_link_id``), as
+    #: Moodle and Canvas do. False plays a platform that keeps no link on a line item (it
+    #: drops ``resourceLinkId`` and ignores the filter).
+    binds_links: bool = True
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -205,7 +212,7 @@ def _make_handler(lms: FakeLms) -> type[BaseHTTPRequestHandler]:
                 with lms.lock:
                     lms.faults[fault] += 1
             if fault == "hang-before":
-                time.sleep(lms.hang)
+                wait_until_client_leaves(self.connection, lms.hang)
                 self._reset()
                 return
             if fault == "reset":
@@ -224,7 +231,7 @@ def _make_handler(lms: FakeLms) -> type[BaseHTTPRequestHandler]:
                     lms.tokens.pop(token, None)  # the platform expired it just now
             status, answer, headers, ctype = self._route(method, url, body)
             if fault == "hang-after":
-                time.sleep(lms.hang)
+                wait_until_client_leaves(self.connection, lms.hang)
                 self._reset()
                 return
             self._send(status, answer, headers=headers, content_type=ctype)
@@ -297,15 +304,22 @@ def _make_handler(lms: FakeLms) -> type[BaseHTTPRequestHandler]:
             return entry[1]
 
         def _item_json(self, item: LineItem) -> dict[str, Any]:
-            return {"id": lms.lineitem_url(item.id), "label": item.label,
-                    "resourceId": item.resource_id, "resourceLinkId": item.resource_link_id,
-                    "scoreMaximum": item.score_maximum, "tag": item.tag}
+            body = {"id": lms.lineitem_url(item.id), "label": item.label,
+                    "resourceId": item.resource_id, "scoreMaximum": item.score_maximum,
+                    "tag": item.tag}
+            if item.resource_link_id:  # only a bound line item has one
+                body["resourceLinkId"] = item.resource_link_id
+            return body
 
         def _list_lineitems(self, context: str, query: dict[str, str]):
+            """AGS 2.0 container filters: ``resource_id``, ``resource_link_id``, ``tag``."""
+            link = query.get("resource_link_id") if lms.binds_links else None
             with lms.lock:
                 items = [i for i in lms.lineitems.values() if i.context == context
                          and (not query.get("resource_id")
-                              or i.resource_id == query["resource_id"])]
+                              or i.resource_id == query["resource_id"])
+                         and (not link or i.resource_link_id == link)
+                         and (not query.get("tag") or i.tag == query["tag"])]
             return 200, [self._item_json(i) for i in items], None, \
                 "application/vnd.ims.lis.v2.lineitemcontainer+json"
 
@@ -316,7 +330,8 @@ def _make_handler(lms: FakeLms) -> type[BaseHTTPRequestHandler]:
             with lms.lock:
                 item_id = len(lms.lineitems) + 1
                 item = LineItem(item_id, context, data.get("label", ""),
-                                data.get("resourceId", ""), data.get("resourceLinkId", ""),
+                                data.get("resourceId", ""),
+                                data.get("resourceLinkId", "") if lms.binds_links else "",
                                 float(data.get("scoreMaximum") or 0), data.get("tag", ""))
                 lms.lineitems[item_id] = item
             return 201, self._item_json(item), None, \

@@ -137,9 +137,11 @@ class TestPlatform:
         return self.key
 
     def register(self, organisation: str = "General Hospital", **kwargs: Any) -> int:
+        from lms_plugin.accounts.services import get_or_create_organisation
         from lms_plugin.extensions import db
         from lms_plugin.lti.services import register_platform
 
+        get_or_create_organisation(organisation)  # platforms join existing ones only (12.1)
         platform = register_platform(
             issuer=self.issuer, client_id=self.client_id, auth_login_url=self.auth_login_url,
             auth_token_url=self.auth_token_url, key_set_url=kwargs.pop(

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from lms_plugin.extensions import db
 from lms_plugin.jobs import services as jobs
 from lms_plugin.jobs.models import OutboxJob
+from lms_plugin.learning import services as learning
 from lms_plugin.lti.models import LtiIdentity
 from lms_plugin.quizzes import services as quizzes
 from tests.learning.builders import CORRECT, build_module
@@ -34,11 +35,11 @@ def test_a_launched_learner_passing_a_quiz_sends_the_grade(app, client, launcher
         user_id = db.session.scalar(select(LtiIdentity.user_id))
         attempt = quizzes.start_attempt(user_id, content["version_id"], NOW)
         db.session.commit()
-        quizzes.submit_attempt(attempt.id, user_id, responses, NOW)
+        learning.submit_quiz(attempt.id, user_id, responses, NOW)
         assert _count_jobs() == 1  # written in the grading transaction…
         db.session.rollback()
         assert _count_jobs() == 0  # …so it exists only if the grade does
-        quizzes.submit_attempt(attempt.id, user_id, responses, NOW)
+        learning.submit_quiz(attempt.id, user_id, responses, NOW)
         db.session.commit()
         assert _count_jobs() == 1
         jobs.run_due_jobs("w", now=datetime.now(UTC) + timedelta(hours=1))
@@ -60,11 +61,11 @@ def test_a_failed_attempt_is_final_and_a_preview_sends_nothing(app, client, laun
     with app.app_context():
         user_id = db.session.scalar(select(LtiIdentity.user_id))
         preview = quizzes.start_attempt(user_id, content["version_id"], NOW, preview=True)
-        quizzes.submit_attempt(preview.id, user_id, {}, NOW)
+        learning.submit_quiz(preview.id, user_id, {}, NOW)
         db.session.commit()
         assert _count_jobs() == 0
         attempt = quizzes.start_attempt(user_id, content["version_id"], NOW)
-        quizzes.submit_attempt(attempt.id, user_id, {}, NOW)
+        learning.submit_quiz(attempt.id, user_id, {}, NOW)
         db.session.commit()
         jobs.run_due_jobs("w", now=datetime.now(UTC) + timedelta(hours=1))
         db.session.remove()
@@ -73,3 +74,41 @@ def test_a_failed_attempt_is_final_and_a_preview_sends_nothing(app, client, laun
     assert accepted.raw["activityProgress"] == "Completed"
     assert accepted.raw["gradingProgress"] == "FullyGraded"
     assert lms.gradebook(item, "nurse-2") == 0
+
+
+def test_grading_with_no_subscriber_records_everything_and_queues_nothing(app, client, launcher,
+                                                                          services):
+    """Grading knows no LMS (issue 11 item 1): with LTI's receiver disconnected, the attempt
+    and completion are recorded as before and no outbox row is written; connected again,
+    the same grading queues the score (so the first half is not vacuous)."""
+    from lms_plugin import events
+    from lms_plugin.learning.models import Completion
+    from lms_plugin.lti import ags_jobs
+    from lms_plugin.quizzes.models import Attempt
+
+    content = build_module(app, slug="cpoe-basics")
+    lms = services.lms
+    item = lms.add_lineitem("course-1", "cpoe-basics")
+    services.launch(launcher, client, sub="nurse-3", module="cpoe-basics",
+                    lineitem=lms.lineitem_url(item))
+    responses = {content["questions"][key]: value for key, value in CORRECT.items()}
+    with app.app_context():
+        user_id = db.session.scalar(select(LtiIdentity.user_id))
+        events.attempt_graded.disconnect(ags_jobs.enqueue_attempt_score, sender=app)
+        try:
+            first = learning.start_quiz(user_id, content["version_id"], NOW)
+            outcome = learning.submit_quiz(first.id, user_id, responses, NOW)
+            db.session.commit()
+        finally:
+            events.attempt_graded.connect(ags_jobs.enqueue_attempt_score, sender=app)
+        assert not outcome.already_graded
+        graded = db.session.get(Attempt, first.id)
+        assert (graded.status, graded.score, graded.passed) == ("submitted", 100.0, True)
+        completion = db.session.scalars(select(Completion)).one()
+        assert completion.attempt_id == first.id
+        assert _count_jobs() == 0
+
+        second = learning.start_quiz(user_id, content["version_id"], NOW)
+        learning.submit_quiz(second.id, user_id, responses, NOW)
+        db.session.commit()
+        assert _count_jobs() == 1

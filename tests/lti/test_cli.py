@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from lms_plugin.extensions import db
@@ -13,6 +14,13 @@ ADD = ["platform", "add", "--issuer", "https://moodle.example.org",
        "--key-set-url", "https://moodle.example.org/mod/lti/certs.php",
        "--deployment-id", "3", "--deployment-id", "4", "--name", "Hospital Moodle",
        "--organisation", "Metro Health"]
+
+
+@pytest.fixture(autouse=True)
+def _metro_health(app) -> None:
+    """The organisation the commands name, created the documented way (issue 12.1)."""
+    result = app.test_cli_runner().invoke(args=["org", "create", "Metro Health"])
+    assert result.exit_code == 0, result.output
 
 
 def _count(app, model) -> int:

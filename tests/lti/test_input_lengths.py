@@ -17,6 +17,11 @@ from tests.lti.test_cli import ADD
 LONG_EMAIL = "nurse." + "a" * 50 + "@" + "ward-" * 60 + "example.org"
 
 
+@pytest.fixture(autouse=True)
+def _metro_health(factory) -> None:
+    factory.organisation("Metro Health")  # the organisation ADD names (never created by it)
+
+
 def _replace(args: list[str], option: str, value: str) -> list[str]:
     out = list(args)
     out[out.index(option) + 1] = value
@@ -29,14 +34,17 @@ def _replace(args: list[str], option: str, value: str) -> list[str]:
     ("--issuer", 255, "issuer"),
     ("--auth-login-url", 500, "login URL"),
     ("--deployment-id", 255, "deployment id"),
-    ("--organisation", 200, "organisation name"),
+    ("--organisation", 200, "No organisation 'xxx"),  # unknown, never created (12.1)
 ])
 def test_over_long_registration_values_are_refused(app, option, limit, what):
     value = ("https://moodle.example.org/" + "p" * limit) if "url" in option or \
         option == "--issuer" else "x" * (limit + 1)
     result = app.test_cli_runner().invoke(args=_replace(ADD, option, value))
     assert result.exit_code == 1, result.output
-    assert f"{what} is {len(value)} characters long; at most {limit}" in result.output
+    if what.startswith("No organisation"):
+        assert what in result.output and "known organisations: 'Metro Health'" in result.output
+    else:
+        assert f"{what} is {len(value)} characters long; at most {limit}" in result.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(LtiPlatform)) == 0
         assert db.session.scalar(select(func.count()).select_from(LtiDeployment)) == 0

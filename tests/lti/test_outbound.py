@@ -189,7 +189,8 @@ def test_allow_host_refuses_what_is_not_a_host_name(app, services, bad):
         assert db.session.get(LtiPlatform, services.platform_id).allowed_hosts == []
 
 
-def test_platform_add_takes_allowed_hosts(app):
+def test_platform_add_takes_allowed_hosts(app, factory):
+    factory.organisation("General Hospital")
     result = app.test_cli_runner().invoke(args=[
         "platform", "add", "--issuer", "https://canvas.instructure.com",
         "--client-id", "1000", "--auth-login-url", "https://sso.canvaslms.com/auth",

@@ -220,6 +220,19 @@ def fake_platform() -> Iterator[FakePlatform]:
     thread.join(timeout=5)
 
 
+#: Tests that arrange the organisations themselves; every other test runs with the one
+#: organisation a first-run setup creates.
+OWN_ORGANISATIONS = {"test_no_organisation_yet_is_refused_before_the_platform_registers",
+                     "test_anonymous_caller_does_not_see_the_organisation",
+                     "test_several_organisations_without_admin_are_refused_before_posting"}
+
+
+@pytest.fixture(autouse=True)
+def _one_organisation(request, factory) -> None:
+    if request.node.originalname not in OWN_ORGANISATIONS:
+        factory.organisation("Default Health System")
+
+
 #: The outbound deadline in these tests: every failure answers no sooner than this.
 DEADLINE = 0.5
 
@@ -265,10 +278,9 @@ def _scripts(html: str) -> list[str]:
 # ---------------------------------------------------------------------------- success
 
 
-def test_moodle_registration_without_admin_is_stored_pending_in_default_org(
+def test_moodle_registration_without_admin_is_stored_pending_in_the_only_org(
         app, client, factory, fake_platform):
     first_org = factory.organisation("Default Health System")
-    factory.organisation("Second Hospital")
     fake_platform.moodle(deployment_id="7", client_id="aBcD1234efGH")
 
     response = client.get(fake_platform.register_url())
@@ -412,26 +424,68 @@ def test_admin_confirmation_without_configuration_url_names_the_problem(app, cli
 
 def test_learner_signed_in_is_treated_like_anonymous(app, client, factory, login_as,
                                                      fake_platform):
-    default_org = factory.organisation("Default Health System")
-    login_as("learner", org="Mercy Health")
+    factory.organisation("Default Health System")
+    login_as("learner", org="Mercy Health")  # a second organisation: no admin to choose
+    fake_platform.moodle()
+    before = counts(app)
+
+    _fails(client, fake_platform.register_url(), 409, "several organisations",
+           "Sign in to the tool as an administrator")
+
+    assert counts(app) == before
+    assert [r.method for r in fake_platform.requests] == ["GET"]  # never asked to register
+
+
+def test_no_organisation_yet_is_refused_before_the_platform_registers(app, client,
+                                                                      fake_platform, unchanged):
     fake_platform.moodle()
 
-    assert client.get(fake_platform.register_url()).status_code == 200
+    html = _fails(client, fake_platform.register_url(), 409, "no organisation yet",
+                  "lms-plugin org create NAME")
 
-    platform = the_platform(app)
-    assert platform.organisation_id == default_org
-    assert platform.enabled is False
+    assert "lms-plugin platform add" not in html  # it would be refused as well
+    assert [r.method for r in fake_platform.requests] == ["GET"]  # no registration POST
+    unchanged()
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Organisation)) == 0
 
 
-def test_no_organisation_yet_creates_the_default_one(app, client, fake_platform):
+def test_several_organisations_without_admin_are_refused_before_posting(
+        app, client, factory, fake_platform, unchanged):
+    factory.organisation("Mercy Health")
+    factory.organisation("St Elsewhere")
     fake_platform.moodle()
+    before = counts(app)
+
+    _fails(client, fake_platform.register_url(), 409, "several organisations")
+
+    assert counts(app) == before
+    assert [r.method for r in fake_platform.requests] == ["GET"]
+
+
+def test_several_organisations_an_issuer_already_registered_in_one_keeps_it(
+        app, client, factory, fake_platform):
+    mercy = factory.organisation("Mercy Health")
+    factory.organisation("St Elsewhere")
+    fake_platform.moodle(client_id="first")
+    with app.app_context():
+        from lms_plugin.lti import services as lti_services
+
+        lti_services.register_platform(
+            issuer=fake_platform.base, client_id="first",
+            auth_login_url=f"{fake_platform.base}/mod/lti/auth.php",
+            auth_token_url=f"{fake_platform.base}/mod/lti/token.php",
+            key_set_url=f"{fake_platform.base}/mod/lti/certs.php", organisation_id=mercy)
+        db.session.commit()
+    fake_platform.moodle(client_id="second-tool")
 
     assert client.get(fake_platform.register_url()).status_code == 200
 
     with app.app_context():
-        orgs = db.session.scalars(select(Organisation)).all()
-        assert [o.name for o in orgs] == ["Default Health System"]
-        assert the_platform(app).organisation_id == orgs[0].id
+        second = db.session.scalars(select(LtiPlatform).where(
+            LtiPlatform.client_id == "second-tool")).one()
+        assert second.organisation_id == mercy
+        assert second.enabled is False
 
 
 def test_canvas_answer_without_deployment_id_stores_platform_without_deployment(
@@ -644,14 +698,84 @@ def test_registration_answer_not_json(client, fake_platform, unchanged, caplog):
     unchanged()
 
 
-def test_duplicate_registration_is_refused(app, client, fake_platform):
+def test_registering_again_updates_the_registration(app, client, fake_platform):
+    """Moodle's "Update" on a tool registration: same issuer, same client id and type id
+    (mod/lti/openid-registration.php updates the existing type). Issue 12.13."""
+    fake_platform.moodle(client_id="same-client", deployment_id="7")
+    assert client.get(fake_platform.register_url()).status_code == 200
+    platform_id = the_platform(app).id
+    base = fake_platform.base
+    fake_platform.config["authorization_endpoint"] = f"{base}/mod/lti/auth2.php"
+    fake_platform.registration_answer = lambda body: {
+        **body, "client_id": "same-client",
+        registration.TOOL_CONFIGURATION: {
+            **body[registration.TOOL_CONFIGURATION], "deployment_id": "9"}}
+
+    response = client.get(fake_platform.register_url())
+
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html
+    assert "The registration is current" in html
+    assert "lms-plugin platform add" not in html
+    platform = the_platform(app)
+    assert platform.id == platform_id  # the same registration, not a second one
+    assert platform.auth_login_url == f"{base}/mod/lti/auth2.php"
+    assert platform.deployment_ids == ["7", "9"]
+    assert platform.enabled is False  # still pending: an update approves nothing
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(LtiPlatform)) == 1
+        event = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "lti.platform.dynamic_reregistration")).one()
+        assert event.target_id == str(platform_id)
+        assert event.details["changes"]["auth_login_url"] == {
+            "from": f"{base}/mod/lti/auth.php", "to": f"{base}/mod/lti/auth2.php"}
+        assert event.details["changes"]["deployment_ids"]["to"] == ["7", "9"]
+
+
+def test_registering_again_unchanged_says_it_is_current(app, client, fake_platform):
     fake_platform.moodle(client_id="same-client")
     assert client.get(fake_platform.register_url()).status_code == 200
     before = counts(app)
 
-    _fails(client, fake_platform.register_url(), 409, "already registered", "same-client")
+    response = client.get(fake_platform.register_url())
 
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html
+    assert "The registration is current" in html and "Nothing had changed" in html
+    after = counts(app)
+    assert after.pop("AuditEvent") == before.pop("AuditEvent") + 1  # audited all the same
+    assert after == before
+
+
+def test_registering_again_keeps_an_enabled_registration_enabled(app, client, login_as,
+                                                                 fake_platform):
+    login_as("admin", org="Default Health System")
+    fake_platform.moodle(client_id="same-client")
+    for _ in range(2):
+        response = client.post("/lti/register", data={
+            "csrf_token": csrf_token(client, fake_platform.register_url()),
+            "openid_configuration": fake_platform.config_url, "registration_token": TOKEN})
+        assert response.status_code == 200, response.get_data(as_text=True)
+    assert "The registration is current" in response.get_data(as_text=True)
+    assert the_platform(app).enabled is True
+
+
+def test_admin_of_another_organisation_cannot_update_a_registration(app, client, factory,
+                                                                    login_as, fake_platform):
+    fake_platform.moodle(client_id="same-client")
+    assert client.get(fake_platform.register_url()).status_code == 200
+    login_as("admin", org="St Elsewhere")
+    before = counts(app)
+    fake_platform.config["authorization_endpoint"] = f"{fake_platform.base}/evil.php"
+
+    response = client.post("/lti/register", data={
+        "csrf_token": csrf_token(client, fake_platform.register_url()),
+        "openid_configuration": fake_platform.config_url, "registration_token": TOKEN})
+
+    assert response.status_code == 409
+    assert "another organisation" in response.get_data(as_text=True)
     assert counts(app) == before
+    assert the_platform(app).auth_login_url.endswith("/mod/lti/auth.php")
 
 
 def test_oversized_configuration_is_refused(client, fake_platform, unchanged, caplog):
@@ -753,7 +877,7 @@ def test_host_resolving_to_loopback_is_refused_when_private_addresses_are_blocke
 
 
 def test_anonymous_caller_does_not_see_the_organisation(app, client, factory, fake_platform):
-    factory.organisation("St Elsewhere Secret Division")
+    factory.organisation("St Elsewhere Secret Division")  # the only one
     fake_platform.moodle()
     response = client.get(fake_platform.register_url())
     assert response.status_code == 200

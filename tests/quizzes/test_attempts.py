@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from lms_plugin.errors import Conflict, NotFound, ValidationFailed
 from lms_plugin.extensions import db
+from lms_plugin.learning import services as learning
 from lms_plugin.learning.models import Completion
 from lms_plugin.quizzes import services
 from lms_plugin.quizzes.models import Attempt, AttemptAnswer
@@ -134,8 +135,8 @@ def test_submit_grades_once_and_records_a_completion(app, learner, rowcount):
     unknown = rowcount_unknown(app) if rowcount == "unknown" else nullcontext()
     with unknown, app.app_context():
         attempt = services.start_attempt(learner, content["version_id"], NOW)
-        outcome = services.submit_attempt(attempt.id, learner, correct_responses(content), NOW,
-                                          submission_key="k1")
+        outcome = learning.submit_quiz(attempt.id, learner, correct_responses(content), NOW,
+                                       submission_key="k1")
         db.session.commit()
         assert not outcome.already_graded
         assert (outcome.attempt.score, outcome.attempt.passed) == (100.0, True)
@@ -146,8 +147,8 @@ def test_submit_grades_once_and_records_a_completion(app, learner, rowcount):
         assert completion.module_version_id == content["version_id"]
         assert completion.expires_at == datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
-        replay = services.submit_attempt(attempt.id, learner, {}, NOW + timedelta(minutes=1),
-                                         submission_key="k2")
+        replay = learning.submit_quiz(attempt.id, learner, {}, NOW + timedelta(minutes=1),
+                                      submission_key="k2")
         db.session.commit()
         assert replay.already_graded and replay.attempt.score == 100.0
         assert replay.attempt.submission_key == "k1"
@@ -165,7 +166,7 @@ def test_partial_answers_give_a_weighted_score_and_fail_without_completion(app, 
     content = build_module(app, questions=questions, pass_mark=90)
     with app.app_context():
         attempt = services.start_attempt(learner, content["version_id"], NOW)
-        outcome = services.submit_attempt(
+        outcome = learning.submit_quiz(
             attempt.id, learner,
             {str(content["questions"]["q1"]): "true", content["questions"]["q2"]: ["a"]}, NOW)
         db.session.commit()
@@ -178,7 +179,7 @@ def test_preview_attempts_never_become_completions(app, learner):
     content = build_module(app)
     with app.app_context():
         attempt = services.start_attempt(learner, content["version_id"], NOW, preview=True)
-        outcome = services.submit_attempt(attempt.id, learner, correct_responses(content), NOW)
+        outcome = learning.submit_quiz(attempt.id, learner, correct_responses(content), NOW)
         db.session.commit()
         assert outcome.attempt.passed and outcome.attempt.preview
         assert count(Completion) == 0
@@ -249,8 +250,8 @@ def test_twenty_concurrent_submissions_grade_exactly_once(app, learner):
         try:
             with app.app_context():  # its own app context, so its own session/connection
                 barrier.wait(timeout=30)
-                outcome = services.submit_attempt(attempt_id, learner, responses, NOW,
-                                                  submission_key=f"tab-{n}")
+                outcome = learning.submit_quiz(attempt_id, learner, responses, NOW,
+                                               submission_key=f"tab-{n}")
                 db.session.commit()
                 with lock:
                     results.append((outcome.already_graded, outcome.attempt.score))

@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from lms_plugin.db import include_object
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -11,7 +13,9 @@ config = context.config
 # Interpret the config file for Python logging. Migrations also run inside the app's process
 # (`lms-plugin db upgrade`, tests): keep the app's own loggers (the default would silence every
 # logger created before this line, e.g. the LTI refusal log).
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# `lms-plugin run --setup` (make run) shows its own one-line progress instead.
+if config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 
@@ -97,6 +101,8 @@ def run_migrations_online():
 
     conf_args = current_app.extensions['migrate'].configure_args
     conf_args.setdefault("render_item", render_item)
+    # Indexes only migrations can declare (reviewed list in lms_plugin.health).
+    conf_args.setdefault("include_object", include_object)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
