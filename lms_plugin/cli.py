@@ -143,18 +143,11 @@ def setup_admin(email: str, organisation: str | None = None,
     """Create a local admin when none exists (on a fresh install also the first
     organisation: ``accounts.services.ensure_first_admin``); (email, one-time password), or
     (None, None) when an admin exists already. Commits (a CLI edge)."""
-    from lms_plugin.accounts import services
-    from lms_plugin.errors import DomainError
-    from lms_plugin.extensions import db
+    from lms_plugin.accounts.cli import first_admin
 
-    try:
-        result = services.ensure_first_admin(email, organisation)
-    except DomainError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from None
+    result = first_admin(email, organisation)
     if result is None:
         return None, None
-    db.session.commit()
     return result.user.email, result.password
 
 

@@ -36,6 +36,19 @@ def create_admin(email: str, organisation: str, password_prompt: bool) -> None:
         click.echo(f"One-time password (change it at first sign-in): {result.password}")
 
 
+def first_admin(email: str, organisation: str | None) -> services.NewAdmin | None:
+    """``services.ensure_first_admin`` at a CLI edge: committed, or a one-line error (and
+    nothing written). None when an admin exists already."""
+    try:
+        result = services.ensure_first_admin(email, organisation)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    if result is not None:
+        db.session.commit()
+    return result
+
+
 @users_cli.command("ensure-admin")
 @click.option("--email", default="admin@example.org", show_default=True)
 @click.option("--organisation",
@@ -44,15 +57,10 @@ def create_admin(email: str, organisation: str, password_prompt: bool) -> None:
 def ensure_admin(email: str, organisation: str | None) -> None:
     """Create a local admin only when none exists (used by ``make run``). On a fresh install
     this also creates the first organisation."""
-    try:
-        result = services.ensure_first_admin(email, organisation)
-    except DomainError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from None
+    result = first_admin(email, organisation)
     if result is None:
         click.echo("An admin account exists already.")
         return
-    db.session.commit()
     base = current_app.config["LMS_BASE_URL"]
     click.echo(f"Created admin {result.user.email} in {result.user.organisation.name}; "
                f"sign in at {base}/auth/login")

@@ -14,6 +14,7 @@ import json
 import math
 import mimetypes
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -974,6 +975,23 @@ def guess_content_type(path: str) -> str:
 
 
 # ------------------------------------------------------------------ question bank helpers
+
+def percent_text(value: float) -> str:
+    """A bank answer's credit percent as its converters print it: ``50``, ``33.33333``."""
+    return f"{value:.5f}".rstrip("0").rstrip(".")
+
+
+def warn_dropped_credit(warn: Callable[[str], None], options: list[dict],
+                        credits: list[float], kept: Callable[[float], bool], why: str) -> None:
+    """One warning listing the answers whose partial credit (percent, parallel to
+    ``options``) the converted item type cannot carry (``kept`` is False for them): the
+    GIFT and Moodle XML converters share it (the quiz engine has no per-option credit)."""
+    lost = [f"'{o['text']}' ({percent_text(c)}%)" for o, c in zip(options, credits, strict=True)
+            if not kept(c)]
+    if lost:
+        warn(f"partial credit dropped for {', '.join(lost)}: {why} (the quiz engine has no "
+             "per-option credit)")
+
 
 @dataclass
 class BankResult:

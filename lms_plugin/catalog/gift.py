@@ -13,7 +13,13 @@ import html
 import re
 from dataclasses import dataclass
 
-from lms_plugin.catalog.content_format import BankResult, QuestionSpec, UniqueKeys
+from lms_plugin.catalog.content_format import (
+    BankResult,
+    QuestionSpec,
+    UniqueKeys,
+    percent_text,
+    warn_dropped_credit,
+)
 
 _SPECIAL = "~=#{}:"
 _OPTION_IDS = "abcdefghijklmnopqrstuvwxyz"
@@ -227,7 +233,7 @@ def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str,
             if _credit(answer) >= 100:
                 accepted.append(_plain(answer.text, fmt))
             else:
-                warn(f"answer '{_plain(answer.text, fmt)}' ({_weight(_credit(answer))}%) "
+                warn(f"answer '{_plain(answer.text, fmt)}' ({percent_text(_credit(answer))}%) "
                      "dropped: short_text answers score 1 or 0 (no partial credit)")
         return spec("short_text", {"accepted": accepted})
     if len(answers) > len(_OPTION_IDS):
@@ -251,7 +257,7 @@ def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str,
             raise _Unsupported(f"single-answer multiple choice with {len(full)} full-credit "
                                "answers (one '=' answer, or %weights% without '=' for "
                                "several right answers)")
-        _warn_weights(warn, options, credits, lambda c: c in (0, 100), "single_choice scores "
+        warn_dropped_credit(warn, options, credits, lambda c: c in (0, 100), "single_choice scores "
                       "1 for the '=' answer and 0 for any other")
         return spec("single_choice", {"options": options, "answer": full[0]})
     correct = [o["id"] for o, c in zip(options, credits, strict=True) if c > 0]
@@ -260,7 +266,7 @@ def _convert(key: str, prompt: str, explanation: str, body: str, fmt: str,
                            "positive %weight%)")
     right = [c for c in credits if c > 0]
     if max(right) - min(right) > 0.01:  # 33.333/33.334 are thirds, not a preference
-        _warn_weights(warn, options, credits, lambda c: c <= 0, "multiple_response gives "
+        warn_dropped_credit(warn, options, credits, lambda c: c <= 0, "multiple_response gives "
                       "each right option an equal share")
     return spec("multiple_response", {"options": options, "answer": correct,
                                       "scoring": "partial"})
@@ -276,14 +282,6 @@ def _credit(answer: _Answer) -> float:
     return 100.0 if answer.marker == "=" else 0.0
 
 
-def _warn_weights(warn, options: list[dict], credits: list[float], kept, why: str) -> None:
-    """One warning listing the weights that the converted type cannot carry."""
-    lost = [f"'{o['text']}' ({_weight(c)}%)" for o, c in zip(options, credits, strict=True)
-            if not kept(c)]
-    if lost:
-        warn(f"partial credit dropped for {', '.join(lost)}: {why} (the quiz engine has no "
-             "per-option credit)")
-
 
 def _numeric(body: str, warn) -> dict:
     """``10:0.1``, ``9..11``, or ``=10:0.1#fb =%50%10:1`` (the full-credit answer is kept;
@@ -294,7 +292,7 @@ def _numeric(body: str, warn) -> dict:
         full = [a for a in answers if _credit(a) >= 100]
         if not full:
             raise _Unsupported("numeric question without a full-credit answer")
-        lost = [f"'{_unescape(a.text.split('#')[0])}' ({_weight(_credit(a))}%)"
+        lost = [f"'{_unescape(a.text.split('#')[0])}' ({percent_text(_credit(a))}%)"
                 for a in answers if a is not full[0] and _credit(a) > 0]
         if lost:
             warn(f"answers {', '.join(lost)} dropped: numeric keeps the first full-credit "
@@ -330,9 +328,6 @@ def _escape(text: str) -> str:
     return text.replace("\n", "\\n")
 
 
-def _weight(value: float) -> str:
-    return f"{value:.5f}".rstrip("0").rstrip(".")
-
 
 def export_gift(questions: list[QuestionSpec], category: str | None = None) -> BankResult:
     """GIFT text for the questions; ordering (no GIFT form) is reported as unsupported."""
@@ -355,7 +350,7 @@ def export_gift(questions: list[QuestionSpec], category: str | None = None) -> B
                     mark = "=" if option["id"] in correct else "~"
                 else:
                     share = 100 / len(correct)
-                    mark = f"~%{_weight(share if option['id'] in correct else -share)}%"
+                    mark = f"~%{percent_text(share if option['id'] in correct else -share)}%"
                 fb = f"#{_escape(option['feedback'])}" if option.get("feedback") else ""
                 parts.append(f"\t{mark}{_escape(option['text'])}{fb}")
             body = "\n" + "\n".join(parts) + "\n"

@@ -33,7 +33,9 @@ from lms_plugin.catalog.content_format import (
     QuestionSpec,
     UniqueKeys,
     image_problem,
+    percent_text,
     sniff_image,
+    warn_dropped_credit,
 )
 
 _OPTION_IDS = "abcdefghijklmnopqrstuvwxyz"
@@ -322,17 +324,6 @@ def _options(element: ET.Element, warn) -> tuple[list[dict], list[float]]:
     return options, fractions
 
 
-def _weight(value: float) -> str:
-    return f"{value:.5f}".rstrip("0").rstrip(".")
-
-
-def _warn_fractions(warn, options: list[dict], fractions: list[float], kept, why: str) -> None:
-    """One warning listing the answer fractions the converted type cannot carry."""
-    lost = [f"'{o['text']}' ({_weight(f)}%)" for o, f in zip(options, fractions, strict=True)
-            if not kept(f)]
-    if lost:
-        warn(f"partial credit dropped for {', '.join(lost)}: {why} (the quiz engine has no "
-             "per-option credit)")
 
 
 def _convert(qtype: str, element: ET.Element, warn) -> dict:
@@ -346,13 +337,13 @@ def _convert(qtype: str, element: ET.Element, warn) -> dict:
             if len(best) != 1:
                 raise _Unsupported(f"single-answer multichoice needs exactly one 100% answer, "
                                    f"found {len(best)}")
-            _warn_fractions(warn, options, fractions, lambda f: f in (0, 100),
+            warn_dropped_credit(warn, options, fractions, lambda f: f in (0, 100),
                             "single_choice scores 1 for the 100% answer and 0 for any other")
             return {"_type": "single_choice", "options": options, "answer": best[0]}
         correct = [o["id"] for o, f in zip(options, fractions, strict=True) if f > 0]
         right = [f for f in fractions if f > 0]
         if right and max(right) - min(right) > 0.01:  # 33.333/33.334: thirds
-            _warn_fractions(warn, options, fractions, lambda f: f <= 0,
+            warn_dropped_credit(warn, options, fractions, lambda f: f <= 0,
                             "multiple_response gives each right option an equal share")
         return {"_type": "multiple_response", "options": options, "answer": correct,
                 "scoring": "partial"}
@@ -391,7 +382,7 @@ def _convert(qtype: str, element: ET.Element, warn) -> dict:
         full = [a for a in answers if _fraction(a) >= 100]
         if not full:
             raise _Unsupported("numerical question without a 100% answer")
-        lost = [f"'{_text(a)}' ({_weight(_fraction(a))}%)" for a in answers
+        lost = [f"'{_text(a)}' ({percent_text(_fraction(a))}%)" for a in answers
                 if a is not full[0] and _fraction(a) > 0]
         if lost:
             warn(f"answers {', '.join(lost)} dropped: numeric keeps the first 100% answer and "
@@ -410,7 +401,7 @@ def _convert(qtype: str, element: ET.Element, warn) -> dict:
         answers = element.findall("answer")
         accepted = [_text(a) for a in answers if _fraction(a) >= 100]
         accepted = [a for a in accepted if a]
-        lost = [f"'{_text(a)}' ({_weight(_fraction(a))}%)" for a in answers
+        lost = [f"'{_text(a)}' ({percent_text(_fraction(a))}%)" for a in answers
                 if 0 < _fraction(a) < 100]
         if lost:
             warn(f"answers {', '.join(lost)} dropped: short_text answers score 1 or 0 (no "
