@@ -60,7 +60,11 @@ def check() -> tuple[bool, dict[str, Any]]:
         report["worker"] = workers.describe()
         report["jobs_due"] = workers.due
     except Exception as exc:  # e.g. migrations pending: the table is not there yet
-        db.session.rollback()
         report["worker"] = f"unknown: {type(exc).__name__}"
+    finally:
+        # A read-only probe leaves no transaction open: its shared locks would block DDL
+        # (a migration) for as long as the caller keeps the session (seen in
+        # test_migrations: the downgrade waited forever on the heartbeat table).
+        db.session.rollback()
     report["status"] = "ok" if ok else "degraded"
     return ok, report
