@@ -8,8 +8,8 @@ PORT   ?= 5000
 # What LMSs are told (login, launch, JWKS URLs): follows HOST/PORT unless set.
 LMS_BASE_URL ?= http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
-RUN_LOCK  = requirements.lock
-TEST_LOCK = requirements-test.lock
+RUN_LOCK  = requirements.txt
+TEST_LOCK = requirements-test.txt
 # pip-tools lives in its own venv, so the project's venv holds exactly what the lock says.
 LOCK_VENV ?= .venv-lock
 LOCK_FLAGS = --quiet --generate-hashes --strip-extras --allow-unsafe --all-build-deps \

@@ -1,6 +1,6 @@
 """The lock files stay in step with pyproject.toml (issue 9: installs are reproducible).
 
-``make run`` installs ``requirements.lock`` and ``make test`` / CI ``requirements-test.lock``
+``make run`` installs ``requirements.txt`` and ``make test`` / CI ``requirements-test.txt``
 with ``--require-hashes``; a dependency added to pyproject.toml but not locked would be
 missing there, and a range moved past its pin would be silently ignored. ``make lock``
 refreshes both.
@@ -31,9 +31,9 @@ def pins(name: str) -> dict[str, str]:
 
 def test_every_dependency_is_locked_within_its_range():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    run, test = pins("requirements.lock"), pins("requirements-test.lock")
-    wanted = [("requirements.lock", run, project["dependencies"]),
-              ("requirements-test.lock", test,
+    run, test = pins("requirements.txt"), pins("requirements-test.txt")
+    wanted = [("requirements.txt", run, project["dependencies"]),
+              ("requirements-test.txt", test,
                project["dependencies"] + project["optional-dependencies"]["test"])]
     problems = []
     for lock, pinned, requirements in wanted:
