@@ -112,6 +112,7 @@ def fresh_database(url: str) -> tuple[str, callable]:
 
 def prepare_tool(db_url: str, redis_url: str | None, key_set_url: str, base_url: str) -> dict:
     from lms_plugin import create_app
+    from lms_plugin.accounts.services import create_organisation
     from lms_plugin.extensions import db
     from lms_plugin.lti import keys, services
 
@@ -120,6 +121,7 @@ def prepare_tool(db_url: str, redis_url: str | None, key_set_url: str, base_url:
     app = create_app()
     with app.app_context():
         db.create_all()
+        create_organisation("Bench Health")  # organisations are made only explicitly
         services.register_platform(ISSUER, CLIENT_ID, "https://moodle.bench.example/auth",
                                    "https://moodle.bench.example/token", key_set_url,
                                    [DEPLOYMENT], organisation_name="Bench Health")

@@ -111,6 +111,7 @@ def generate(app, scale: float) -> dict:
     modules = 70
     out: dict = {"staff": staff}
     with app.app_context():
+        accounts.create_organisation("Bench Health")  # organisations are made only explicitly
         admin = accounts.create_admin(ADMIN_EMAIL, "Bench Health", PASSWORD).user
         org = admin.organisation_id
         learner = accounts.create_local_user(admin.organisation, LEARNER_EMAIL,

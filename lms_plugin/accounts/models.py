@@ -125,6 +125,9 @@ class RoleGrant(db.Model):
     __tablename__ = "role_grant"
     __table_args__ = (
         UniqueConstraint("user_id", "organisation_id", "role"),
+        # The people list filtered by role reads that role's holders from here (few authors
+        # or admins among 50,000 learners); the unique constraint leads with user_id.
+        Index("ix_role_grant_org_role", "organisation_id", "role", "user_id"),
         CheckConstraint("role IN ('learner', 'author', 'officer', 'admin')", name="role_known"),
         CheckConstraint("source IN ('local', 'lti')", name="source_known"),
     )
