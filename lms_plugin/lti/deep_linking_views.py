@@ -30,9 +30,13 @@ def _pending():
 
 
 def _no_request():
-    return error_response(400, "There is no content selection in progress. Start it again "
-                               "from your course in the LMS (Add an activity → this tool).",
-                          title="No content selection")
+    return error_response(400, "This page is where an instructor picks training modules "
+                               "for an LMS course, after choosing this tool in the course "
+                               "(Moodle: Add an activity or resource → External tool → "
+                               "Select content; Canvas: the link or assignment chooser). "
+                               "There is no content selection in progress here: start it "
+                               "again from your course in the LMS.",
+                          title="No content selection in progress")
 
 
 def _picker_page(pending, args, *, error: str | None = None, chosen=(), status: int = 200):
