@@ -208,3 +208,8 @@ def test_the_auth_endpoint_refuses_what_the_course_did_not_issue(live, demo_clie
     assert forged.status_code == 400
     assert "redirect_uri" in forged.get_data(as_text=True)
     assert demo_client.get("/demo/launch?person=ghost").status_code == 404
+
+
+def test_the_landing_page_links_the_demo_only_when_it_is_on(client, demo_client):
+    assert 'href="/demo/"' in demo_client.get("/").get_data(as_text=True)
+    assert "/demo/" not in client.get("/").get_data(as_text=True)
