@@ -320,9 +320,12 @@ def _claims(persona: Persona, link_id: int | None, nonce: str,
     link = db.session.get(DemoLink, link_id)
     if link is None:
         raise ValidationFailed(f"the demo course has no link {link_id}", field="link")
+    slug = (link.custom or {}).get("module")
     claims.update({
         CLAIM + "message_type": "LtiResourceLinkRequest",
-        CLAIM + "target_link_uri": link.url,
+        # The tool's launch URL as it is now (LMS_BASE_URL may have changed since the link
+        # was added, e.g. another port), with the module the link carries.
+        CLAIM + "target_link_uri": f"{tool['launch_url']}?module={slug}" if slug else link.url,
         CLAIM + "resource_link": {"id": link.resource_link_id, "title": link.title},
         CLAIM + "custom": dict(link.custom or {}) or {"module": ""},
     })

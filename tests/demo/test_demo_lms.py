@@ -213,3 +213,16 @@ def test_the_auth_endpoint_refuses_what_the_course_did_not_issue(live, demo_clie
 def test_the_landing_page_links_the_demo_only_when_it_is_on(client, demo_client):
     assert 'href="/demo/"' in demo_client.get("/").get_data(as_text=True)
     assert "/demo/" not in client.get("/").get_data(as_text=True)
+
+
+def test_a_link_added_under_another_base_url_still_launches(live, demo_client):
+    app, _ = live
+    _course(demo_client)
+    with app.app_context():
+        link = db.session.scalar(select(DemoLink))
+        link.url = "http://127.0.0.1:1/lti/launch?module=" + demo.FIRST_MODULE  # old port
+        db.session.commit()
+        link_id = link.id
+    response = launch(demo_client, "nurse", link_id)
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert response.headers["Location"].endswith(f"/modules/{demo.FIRST_MODULE}")
