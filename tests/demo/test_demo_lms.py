@@ -215,14 +215,23 @@ def test_the_landing_page_links_the_demo_only_when_it_is_on(client, demo_client)
     assert "/demo/" not in client.get("/").get_data(as_text=True)
 
 
-def test_a_link_added_under_another_base_url_still_launches(live, demo_client):
-    app, _ = live
+def test_a_link_added_under_another_base_url_names_the_current_one(live, demo_client):
+    import jwt
+
+    from tests.demo.helpers import hidden_inputs
+
+    app, url = live
     _course(demo_client)
     with app.app_context():
         link = db.session.scalar(select(DemoLink))
         link.url = "http://127.0.0.1:1/lti/launch?module=" + demo.FIRST_MODULE  # old port
         db.session.commit()
         link_id = link.id
-    response = launch(demo_client, "nurse", link_id)
-    assert response.status_code == 302, response.get_data(as_text=True)
+    to_login = demo_client.get(f"/demo/launch?person=nurse&link={link_id}")
+    to_auth = demo_client.get(local(to_login.headers["Location"]))
+    page = demo_client.get(local(to_auth.headers["Location"])).get_data(as_text=True)
+    claims = jwt.decode(hidden_inputs(page)["id_token"], options={"verify_signature": False})
+    assert claims[demo.CLAIM + "target_link_uri"] == (
+        f"{url}/lti/launch?module={demo.FIRST_MODULE}")
+    response = demo_client.post("/lti/launch", data=hidden_inputs(page))
     assert response.headers["Location"].endswith(f"/modules/{demo.FIRST_MODULE}")
