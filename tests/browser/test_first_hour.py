@@ -215,3 +215,7 @@ def _walk(browser, app, url: str, password: str, shots: Path) -> None:
     assert "Added to the demo course" in page_text
     assert learner.locator('a:has-text("as Nia Okafor")').count() == 2
     photograph(learner, shots, "demo-course-after-picker")
+    # The picker's address opened again, with no selection in progress, explains itself.
+    learner.goto(f"{url}/lti/deep-link")
+    assert "No content selection in progress" in learner.locator("main").inner_text()
+    photograph(learner, shots, "lti-deep-link-direct")
