@@ -5,6 +5,10 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
+# The built-in demo LMS at $(LMS_BASE_URL)/demo/ (lms_plugin/demo): on under `make run`;
+# `make run LMS_DEMO=0` leaves it off.
+LMS_DEMO ?= 1
+RUN_STEPS = $(if $(filter 0,$(LMS_DEMO)),5,6)
 # What LMSs are told (login, launch, JWKS URLs): follows HOST/PORT unless set.
 LMS_BASE_URL ?= http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
@@ -43,15 +47,15 @@ $(VENV)/.installed-test: $(TEST_LOCK) pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed-run
 
-# Five numbered steps (install, migrate, admin, content, serve + worker); the admin's
-# one-time password and the next steps come last, once the server listens.
+# Numbered steps (install, migrate, admin, content, the demo LMS, serve + worker); the
+# admin's one-time password and the next steps come last, once the server listens.
 run:
 	@if $(MAKE) --no-print-directory -q $(VENV)/.installed-run 2>/dev/null; then \
-	  echo "[1/5] Dependencies are installed ($(RUN_LOCK) unchanged)"; \
+	  echo "[1/$(RUN_STEPS)] Dependencies are installed ($(RUN_LOCK) unchanged)"; \
 	else \
-	  $(MAKE) --no-print-directory $(VENV)/.installed-run STEP="[1/5] "; \
+	  $(MAKE) --no-print-directory $(VENV)/.installed-run STEP="[1/$(RUN_STEPS)] "; \
 	fi
-	@LMS_BASE_URL=$(LMS_BASE_URL) $(BIN)/lms-plugin run --setup --first-step 2 \
+	@LMS_BASE_URL=$(LMS_BASE_URL) LMS_DEMO=$(LMS_DEMO) $(BIN)/lms-plugin run --setup --first-step 2 \
 	  --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed-test

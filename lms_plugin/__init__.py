@@ -130,6 +130,10 @@ def register_blueprints(app: Flask) -> None:
         lti_roster_views.bp,
     ):
         app.register_blueprint(blueprint)
+    if app.config.get("LMS_DEMO"):  # the built-in demo LMS (issue 12.3), off by default
+        from lms_plugin.demo import views as demo_views
+
+        app.register_blueprint(demo_views.bp)
 
     from lms_plugin.authz import COURSE_ROLES_PROVIDER
     from lms_plugin.lti.course_scope import current_course_roles

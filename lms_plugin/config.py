@@ -53,6 +53,8 @@ ENV_VARS: dict[str, str] = {
                             "is suspicious: nobody is removed (default 0.5)",
     "LMS_PASSWORD_HASH_PROFILE": "argon2 cost of local passwords: standard (default) or fast "
                                  "(tests only; refused when LMS_ENV=production)",
+    "LMS_DEMO": "1 serves the built-in demo LMS at /demo (make run sets it; off by default; "
+                "refused when LMS_ENV=production unless set to 'production')",
     "LTI_CLOCK_SKEW": "seconds of clock difference allowed on an id_token's exp/iat (60)",
     "LTI_REGISTRATION_CACHE_SECONDS": "how long a process reuses platform registrations for "
                                       "the OIDC login (5; 0 = no cache)",
@@ -295,6 +297,24 @@ def _timezone(raw: str) -> str:
     return name
 
 
+def _demo(value: str, production: bool) -> bool:
+    """``LMS_DEMO``: the built-in demo LMS (``lms_plugin.demo``, issue 12.3). It signs
+    anyone who opens /demo in to its own demo organisation, so production refuses ``1``;
+    ``production`` turns it on there deliberately (a sales or training instance)."""
+    choice = (value or "").strip().lower()
+    if choice in ("", "0", "false", "no", "off"):
+        return False
+    if choice == "production":
+        return True
+    if choice not in ("1", "true", "yes", "on"):
+        raise ConfigError(f"LMS_DEMO must be 1 or 0, not {value!r}")
+    if production:
+        raise ConfigError("LMS_DEMO=1 is refused when LMS_ENV=production (the demo LMS signs "
+                          "anyone in to its demo organisation); set LMS_DEMO=production to "
+                          "serve it there deliberately")
+    return True
+
+
 def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from ``env`` (default ``os.environ``); raise ConfigError if unsafe."""
     env = os.environ if env is None else env
@@ -355,6 +375,7 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
 
     https = base_url.startswith("https://")
     return {
+        "LMS_DEMO": _demo(env.get("LMS_DEMO", ""), production),
         "LMS_ENV": lms_env,
         "SECRET_KEY": _secret_key(instance, production, env),
         "SQLALCHEMY_DATABASE_URI": db_url,

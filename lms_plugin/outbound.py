@@ -15,6 +15,14 @@ id_token's claims, a ``Link`` header), so each call is checked against one rule
   ``LMS_OUTBOUND_PRIVATE_NETWORKS`` (an intranet LMS). The check runs on the address
   actually connected to, at connect time (DNS rebinding cannot swap the address after the
   check), IPv4-mapped IPv6 addresses included.
+* **the demo LMS** (``LMS_DEMO``, issue 12.3): the one exception to the address rule. The
+  demo platform is served by the tool itself, so its key set, token, AGS and NRPS URLs sit
+  under ``<LMS_BASE_URL>/demo/``, usually on a loopback or intranet address. When the demo
+  is on, a URL with exactly the base URL's scheme, host and port and a path under
+  ``/demo/`` may connect to whatever that host resolves to (:attr:`OutboundPolicy.
+  demo_origin`); every other URL, the same host on another port or path included, is
+  checked as usual, and with the demo off nothing changes. The host rule still applies:
+  only the demo platform's registration lists the tool's own host.
 * **no redirects**, no proxies or ``.netrc`` from the environment, no retries.
 * **a total deadline** (``LMS_OUTBOUND_DEADLINE``, default 10 s) for DNS, connect, TLS,
   headers and body together: a server that drips one byte at a time is cut when it runs out (a
@@ -54,6 +62,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 DEFAULT_DEADLINE = 10.0
+#: Where the demo LMS (``lms_plugin.demo``) serves its platform endpoints.
+DEMO_PATH = "/demo/"
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 CHUNK = 16384
 
@@ -103,6 +113,18 @@ class OutboundPolicy:
     https_only: bool = False
     block_private: bool = False
     private_networks: tuple[IpNetwork, ...] = ()
+    #: (scheme, host, port) of ``LMS_BASE_URL`` when the demo LMS is on, else None.
+    demo_origin: tuple[str, str, int] | None = None
+
+    def is_demo_url(self, parts: SplitResult) -> bool:
+        """Whether the URL is the demo LMS's own (same origin as the tool, under /demo/)."""
+        if self.demo_origin is None or not parts.hostname:
+            return False
+        origin = (parts.scheme, parts.hostname.lower().rstrip("."), _port(parts))
+        path = parts.path
+        # No dot segments (urllib3 removes them, so /demo/../x would be sent as /x).
+        dotted = "/." in path or "%2e" in path.lower() or "\\" in path
+        return origin == self.demo_origin and path.startswith(DEMO_PATH) and not dotted
 
     def address_allowed(self, address: IpAddress) -> bool:
         """Whether a connection to ``address`` is allowed (see the module docstring)."""
@@ -136,6 +158,20 @@ def host_of(url: str | None) -> str | None:
     return host.lower().rstrip(".") if host else None
 
 
+def _port(parts: SplitResult) -> int:
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def demo_origin() -> tuple[str, str, int] | None:
+    """(scheme, host, port) of ``LMS_BASE_URL`` when ``LMS_DEMO`` is on; None otherwise."""
+    if not _config("LMS_DEMO", False):
+        return None
+    base = urlsplit(str(_config("LMS_BASE_URL", "")))
+    if not base.hostname:
+        return None
+    return base.scheme, base.hostname.lower().rstrip("."), _port(base)
+
+
 def _config(name: str, default: Any) -> Any:
     if not has_app_context():
         return default
@@ -166,6 +202,7 @@ def policy_for(hosts: Iterable[str | None], *, deadline: float | None = None,
         https_only=production,
         block_private=production or bool(_config("LMS_OUTBOUND_BLOCK_PRIVATE", False)),
         private_networks=tuple(_config("LMS_OUTBOUND_PRIVATE_NETWORKS", ())),
+        demo_origin=demo_origin(),
     )
 
 
@@ -223,6 +260,7 @@ class _Call:
 
     policy: OutboundPolicy
     ends_at: float
+    demo: bool = False  # the URL is the demo LMS's own: its address is not checked
     expired: bool = False
     sockets: list[socket.socket] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -267,7 +305,7 @@ class _Call:
         allowed = []
         for family, kind, proto, _, sockaddr in infos:
             address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-            if self.policy.address_allowed(address):
+            if self.demo or self.policy.address_allowed(address):
                 allowed.append((family, kind, proto, sockaddr))
         if not allowed:
             raise OutboundRefused(f"{host} resolves to a loopback, private or reserved "
@@ -363,8 +401,8 @@ def request(method: str, url: str, policy: OutboundPolicy, *,
     is not allowed, :class:`OutboundFailed` on network errors, at the total deadline and
     when the body exceeds ``policy.max_bytes``. Redirects are returned, never followed.
     """
-    check_url(url, policy)
-    call = _Call(policy, time.monotonic() + policy.deadline)
+    parts = check_url(url, policy)
+    call = _Call(policy, time.monotonic() + policy.deadline, demo=policy.is_demo_url(parts))
     token = _current.set(call)
     watchdog = threading.Timer(policy.deadline, call.expire)
     watchdog.daemon = True

@@ -90,6 +90,8 @@ def first_run(steps: Steps, admin_email: str = "admin@example.org") -> FirstRun:
 
     Commits (a CLI edge). ``click.ClickException`` when the shipped content has problems.
     """
+    from flask import current_app
+
     from lms_plugin.cli import setup_admin, setup_content
 
     result = FirstRun()
@@ -102,6 +104,9 @@ def first_run(steps: Steps, admin_email: str = "admin@example.org") -> FirstRun:
     steps.start("Importing the shipped training content", inline=False)
     try:
         steps.done(setup_content())
+        if current_app.config.get("LMS_DEMO"):
+            steps.start("Preparing the demo LMS")
+            steps.done(prepare_demo())
     except BaseException:
         if result.password:  # never lose the only copy of the one-time password
             click.echo(f"Admin {result.admin_email}, one-time password: {result.password}")
@@ -109,10 +114,36 @@ def first_run(steps: Steps, admin_email: str = "admin@example.org") -> FirstRun:
     return result
 
 
-def welcome(url: str, base_url: str, setup: FirstRun | None, *, worker: bool) -> str:
+def prepare_demo() -> str:
+    """Set up the built-in demo LMS (``lms_plugin.demo``: its organisation, registration and
+    published modules) so its first page opens at once; one line saying what was done.
+    Commits (a CLI edge); ``click.ClickException`` when it cannot be set up."""
+    from lms_plugin.demo.services import ensure_demo
+    from lms_plugin.errors import DomainError
+    from lms_plugin.extensions import db
+
+    try:
+        setup = ensure_demo()
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"the demo LMS: {exc.message}") from None
+    db.session.commit()
+    made = ", ".join(setup.created)
+    return f"created its {made}" if made else "ready"
+
+
+def setup_steps(app: Flask, do_setup: bool) -> int:
+    """How many numbered steps ``run --setup`` prints after make's install step: migrate,
+    admin, content, (the demo LMS when ``LMS_DEMO`` is on), serve."""
+    return (4 + bool(app.config.get("LMS_DEMO"))) if do_setup else 4
+
+
+def welcome(url: str, base_url: str, setup: FirstRun | None, *, worker: bool,
+            demo: bool = False) -> str:
     """The closing message: where to sign in, the one-time password, what to do next.
 
-    ``url``: where this server listens; ``base_url``: ``LMS_BASE_URL``, what LMSs are given.
+    ``url``: where this server listens; ``base_url``: ``LMS_BASE_URL``, what LMSs are given;
+    ``demo``: the built-in demo LMS is on (``LMS_DEMO``), served under ``base_url``.
     """
     lines = ["", f"lms_plugin is running at {url}  (Ctrl-C stops it"
              + (" and its background worker)" if worker else ")"), ""]
@@ -125,6 +156,10 @@ def welcome(url: str, base_url: str, setup: FirstRun | None, *, worker: bool) ->
         else:
             lines.append("  with the admin account you set up earlier.")
         lines.append("")
+    if demo:
+        lines += [f"  Try it now         {base_url}/demo/",
+                  "                     (the built-in demo LMS: launch as a nurse, an "
+                  "instructor or an officer)", ""]
     lines += ["  Next: connect Moodle or Canvas: docs/moodle.md, docs/canvas.md",
               f"        (the LMS registers the tool at {base_url}/lti/register)"]
     if worker:
@@ -190,7 +225,7 @@ def run_command(ctx: click.Context, worker_option: bool | None, do_setup: bool,
     debugger = options["debugger"] if options["debugger"] is not None else get_debug_flag()
     serving = serving_process(reload)
     with_worker = wants_worker(app, worker_option)
-    steps = Steps(first_step - 1 + 4, first_step)
+    steps = Steps(first_step - 1 + setup_steps(app, do_setup), first_step)
     setup = None
     if do_setup and not is_running_from_reloader():
         with app.app_context():
@@ -211,7 +246,8 @@ def run_command(ctx: click.Context, worker_option: bool | None, do_setup: bool,
             steps.start("Starting the server" + (" and the background worker"
                                                  if with_worker else ""))
             steps.done(f"listening on {url}")
-        click.echo(welcome(url, base_url, setup, worker=with_worker))
+        click.echo(welcome(url, base_url, setup, worker=with_worker,
+                           demo=bool(app.config.get("LMS_DEMO"))))
 
     try:
         if reload or debugger or options.get("cert"):

@@ -57,6 +57,22 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "lti_roster.sync": (frozenset({"author", "admin", COURSE_AUTHOR}), True),
 }
 
+# The built-in demo LMS (issue 12.3), registered only when LMS_DEMO is on: all public, like an
+# LMS's endpoints seen from the tool (launches pass the tool's LTI checks; the services need
+# the demo's bearer token, tests/demo/test_demo_lms.py).
+DEMO_EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
+    "demo.course": (ANY, False),
+    "demo.launch": (ANY, False),
+    "demo.auth": (ANY, False),
+    "demo.jwks": (ANY, False),
+    "demo.token": (ANY, False),
+    "demo.lineitems": (ANY, False),
+    "demo.lineitem": (ANY, False),
+    "demo.scores": (ANY, False),
+    "demo.memberships": (ANY, False),
+    "demo.deep_link_return": (ANY, False),
+}
+
 PERSONAS = ("anonymous", "learner", "author", "officer", "admin", "other_admin")
 
 
@@ -109,6 +125,17 @@ def _status_is_allowed(response, persona: str) -> bool:
         return False
     return not (response.status_code == 302
                 and "/auth/login" in response.headers.get("Location", ""))
+
+
+def test_demo_routes_have_an_expectation_and_a_policy(app):
+    from tests.demo.helpers import demo_app
+
+    demo = demo_app(app)
+    added = {rule.endpoint for rule in demo.url_map.iter_rules()} - {
+        rule.endpoint for rule in app.url_map.iter_rules()}
+    assert added == DEMO_EXPECTED.keys()
+    for endpoint in added:
+        assert policy_of(demo.view_functions[endpoint]) == DEMO_EXPECTED[endpoint][0]
 
 
 def test_url_map_walk_for_every_role(app, factory, sample_args):

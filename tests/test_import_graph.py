@@ -45,6 +45,7 @@ LAYERS: dict[str, int] = {
     "quizzes": 4,
     "learning": 5,
     "lti": 6,
+    "demo": 7,  # the built-in demo LMS: plays the platform against lti (issue 12.3)
 }
 DOMAIN_PACKAGES = ("accounts", "catalog", "quizzes", "learning", "jobs")
 BASE_MODULES = {"authz", "clitypes", "config", "db", "errors", "events", "extensions",

@@ -90,7 +90,8 @@ def org_list() -> None:
     if not orgs:
         click.echo(f"No organisations yet; {services.NO_ORGANISATION_HINT}.")
     for org in orgs:
-        click.echo(f"{org.slug}\t{org.name}\t{org.timezone}")
+        label = "\t(the demo LMS's organisation)" if org.is_demo else ""
+        click.echo(f"{org.slug}\t{org.name}\t{org.timezone}{label}")
 
 
 @org_cli.command("set-grade-policy")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms_plugin.db import utcnow
@@ -36,6 +36,9 @@ class Organisation(db.Model):
     timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
     grade_policy: Mapped[str] = mapped_column(String(20), default=GRADE_POLICY_HIGHEST,
                                               server_default=GRADE_POLICY_HIGHEST)
+    #: The built-in demo LMS's own organisation (``lms_plugin.demo``, issue 12.3): never
+    #: chosen when a command or a registration names no organisation.
+    is_demo: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

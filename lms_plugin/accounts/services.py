@@ -73,9 +73,14 @@ def get_or_create_organisation(name: str, timezone: str = "America/New_York") ->
     return org
 
 
-def list_organisations() -> list[Organisation]:
-    """Every organisation, oldest first."""
-    return list(db.session.scalars(select(Organisation).order_by(Organisation.id)))
+def list_organisations(*, include_demo: bool = True) -> list[Organisation]:
+    """Every organisation, oldest first; ``include_demo=False`` leaves out the demo LMS's
+    organisation (``Organisation.is_demo``, issue 12.3), which is never chosen for a
+    command or a registration that names no organisation."""
+    query = select(Organisation).order_by(Organisation.id)
+    if not include_demo:
+        query = query.where(Organisation.is_demo.is_(False))
+    return list(db.session.scalars(query))
 
 
 def _known_names(orgs: list[Organisation]) -> str:
@@ -153,7 +158,7 @@ def resolve_organisation(name: str | None) -> Organisation:
     """
     if name is not None and name.strip():
         return find_organisation(name)
-    orgs = list_organisations()
+    orgs = list_organisations(include_demo=False)  # the demo LMS's is never a default
     if len(orgs) == 1:
         return orgs[0]
     if not orgs:
@@ -321,7 +326,7 @@ def ensure_first_admin(email: str, organisation_name: str | None) -> NewAdmin | 
     command's (:func:`resolve_organisation`)."""
     if any_admin_exists():
         return None
-    if not list_organisations():
+    if not list_organisations(include_demo=False):
         org = create_organisation(organisation_name or FIRST_ORGANISATION)
         return create_admin(email, org.slug)
     return create_admin(email, organisation_name)

@@ -53,7 +53,9 @@ from lms_plugin.jobs.registry import (
     PermanentFailure,
     RetryLater,
     Superseded,
+    describe_jobs,
     discover_handlers,
+    job_describer,
     job_handler,
     registered_kinds,
 )
@@ -72,9 +74,10 @@ __all__ = [
     "RETRY_ALL_KIND", "RETRY_BATCH", "RETRY_BATCHES_PER_RUN", "RETRY_PER_SECOND", "Handler",
     "JobContext", "PermanentFailure", "RetryLater", "RetryProgress", "RunReport",
     "Superseded", "backoff_delay", "continue_retry_all", "count_by_status",
-    "discover_handlers", "due_job_ids", "due_rule", "enqueue", "get_job", "is_postgres",
-    "job_handler", "lease_cutoff", "list_jobs", "newer_job_exists", "newer_job_id",
-    "pace_group", "prune_batch", "registered_kinds", "request_retry_all_failed",
+    "describe_jobs", "discover_handlers", "due_job_ids", "due_rule", "enqueue", "get_job",
+    "is_postgres", "job_describer", "job_handler", "lease_cutoff", "list_jobs",
+    "newer_job_exists", "newer_job_id", "pace_group", "prune_batch", "registered_kinds",
+    "request_retry_all_failed",
     "requeue_failed_batch", "retry_all_failed", "retry_all_progress", "retry_job",
     "run_due_jobs", "run_in_batches", "run_job", "setting",
 ]

@@ -10,7 +10,7 @@ from flask_login import current_user
 from lms_plugin.authz import allow
 from lms_plugin.errors import Conflict
 from lms_plugin.extensions import db
-from lms_plugin.jobs import heartbeat, queries
+from lms_plugin.jobs import heartbeat, queries, registry
 from lms_plugin.jobs.models import RETRYABLE, STATUSES
 
 bp = Blueprint("jobs", __name__, template_folder="templates")
@@ -57,7 +57,8 @@ def job_list():
     return render_template("jobs/jobs.html", jobs=jobs, counts=counts, status=status,
                            statuses=STATUSES, retryable=RETRYABLE, older=older,
                            first_page=before is None, cap=queries.COUNT_CAP,
-                           progress=progress, workers=workers)
+                           progress=progress, workers=workers,
+                           descriptions=registry.describe_jobs(jobs))
 
 
 @bp.route("/admin/jobs/<int:job_id>/retry", methods=["POST"])

@@ -50,3 +50,16 @@ def responses_from_form(questions: Sequence[Question], orders: dict[str, list[st
             value = form.get(name)
             responses[question.id] = value if value not in (None, "") else None
     return responses
+
+
+def answered(response: Any) -> bool:
+    """Whether a response from :func:`responses_from_form` answers its question at all: a
+    value, a non-empty choice list, or at least one ordering position or matching pair
+    filled (a partly filled one is an answer, graded as it is)."""
+    if response is None:
+        return False
+    if isinstance(response, dict):
+        return any(v not in (None, "") for v in response.values())
+    if isinstance(response, list):
+        return any(v not in (None, "") for v in response)
+    return str(response).strip() != ""

@@ -25,6 +25,7 @@ from lms_plugin.learning import services
 from lms_plugin.learning.forms import (
     StartQuizForm,
     SubmitQuizForm,
+    answered,
     field_name,
     responses_from_form,
 )
@@ -137,17 +138,42 @@ def attempt(slug: str):
         flash("There is no quiz attempt in progress. Start the quiz from the module page.",
               "info")
         return redirect(url_for("learning.module", slug=slug, **_pv(preview)))
-    questions = quizzes.drawn_questions(current)
-    form = SubmitQuizForm(attempt_id=current.id, submission_key=uuid.uuid4().hex,
+    return _attempt_page(mod, version, current, preview, now)
+
+
+def _attempts_note(mod, version, sitting, preview: bool, now) -> str:
+    """How many attempts remain after this one (the limit counts in the learner's current
+    validity period: learning.services.module_overview)."""
+    if preview:
+        return "Preview attempts are not counted."
+    if version.attempt_limit is None:
+        return "There is no limit on attempts."
+    left = services.module_overview(current_user.id, mod, version, now).attempts_left or 0
+    after = (f"after it you have {left} attempt{'' if left == 1 else 's'} left" if left
+             else "it is your last one")
+    return f"This is attempt {sitting.number} of {version.attempt_limit}; {after}."
+
+
+def _attempt_page(mod, version, sitting, preview: bool, now, *, given=None,
+                  unanswered=(), status: int = 200):
+    """The quiz page of an attempt in progress; ``given`` re-fills the answers (shapes of
+    :func:`responses_from_form`) and ``unanswered`` (question numbers) asks to confirm."""
+    questions = quizzes.drawn_questions(sitting)
+    form = SubmitQuizForm(attempt_id=sitting.id, submission_key=uuid.uuid4().hex,
                           preview="1" if preview else "")
-    minutes_left = None
-    if current.deadline_at is not None:
-        minutes_left = max(0, int((current.deadline_at - now).total_seconds() // 60))
+    minutes_left = seconds_left = None
+    if sitting.deadline_at is not None:
+        seconds_left = max(0, int((sitting.deadline_at - now).total_seconds()))
+        minutes_left = seconds_left // 60
     return render_template("learning/attempt.html", module=mod, version=version,
-                           attempt=current, questions=questions, form=form,
-                           orders=current.option_orders, field_name=field_name,
+                           attempt=sitting, questions=questions, form=form,
+                           orders=sitting.option_orders, field_name=field_name,
                            choices_of=quizzes.matching_choices, minutes_left=minutes_left,
-                           render_markdown=render_markdown, pv=_pv(preview), preview=preview)
+                           seconds_left=seconds_left, given=given or {},
+                           unanswered=list(unanswered),
+                           attempts_note=_attempts_note(mod, version, sitting, preview, now),
+                           render_markdown=render_markdown, pv=_pv(preview),
+                           preview=preview), status
 
 
 @bp.post("/modules/<slug>/quiz/submit")
@@ -163,6 +189,16 @@ def submit(slug: str):
         raise NotFound("This quiz attempt does not belong to this module")
     questions = quizzes.drawn_questions(sitting)
     responses = responses_from_form(questions, sitting.option_orders, request.form)
+    now = utcnow()
+    missing = [n for n, q in enumerate(questions, start=1) if not answered(responses.get(q.id))]
+    in_time = sitting.deadline_at is None or now < sitting.deadline_at
+    if (missing and in_time and sitting.status == "in_progress"
+            and not request.form.get("confirm_unanswered")):
+        # Ask first (issue 12.8): nothing is graded, the answers given are kept on the page.
+        # When the time is up (the countdown submits by itself) there is nothing to ask.
+        return _attempt_page(mod, services.version_by_id(sitting.module_version_id),
+                             sitting, bool(sitting.preview), now, given=responses,
+                             unanswered=missing)
     outcome = services.submit_quiz(sitting.id, current_user.id, responses, utcnow(),
                                    submission_key=form.submission_key.data or None)
     db.session.commit()

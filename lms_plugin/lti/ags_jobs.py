@@ -176,13 +176,18 @@ def deliver_score(payload: dict[str, Any], ctx: JobContext) -> None:
                   score_maximum=payload["score_maximum"], timestamp=timestamp,
                   comment=comment)
     try:
-        lineitem = ensure_lineitem(platform, link, payload.get("label") or "")
-        try:
-            post_score(platform, lineitem, score)
-        except ServiceRefused as exc:
-            if exc.status != 409:
-                raise
-            _after_conflict(platform, lineitem, score, ctx, exc)
+        # The link's new line item URL is written when the job settles, not flushed by the
+        # token lookup before the score is posted: on SQLite (one writer at a time) a write
+        # held across the HTTP call would lock out a platform that shares the database, as
+        # the built-in demo LMS does under `make run` (issue 12.3).
+        with db.session.no_autoflush:
+            lineitem = ensure_lineitem(platform, link, payload.get("label") or "")
+            try:
+                post_score(platform, lineitem, score)
+            except ServiceRefused as exc:
+                if exc.status != 409:
+                    raise
+                _after_conflict(platform, lineitem, score, ctx, exc)
     except TransientServiceError as exc:
         raise RetryLater(exc.reason, after_seconds=exc.retry_after) from None
     except ServiceRefused as exc:

@@ -30,9 +30,31 @@ def _pending():
 
 
 def _no_request():
-    return error_response(400, "There is no content selection in progress. Start it again "
-                               "from your course in the LMS (Add an activity → this tool).",
-                          title="No content selection")
+    return error_response(400, "This page is where an instructor picks training modules "
+                               "for an LMS course, after choosing this tool in the course "
+                               "(Moodle: Add an activity or resource → External tool → "
+                               "Select content; Canvas: the link or assignment chooser). "
+                               "There is no content selection in progress here: start it "
+                               "again from your course in the LMS.",
+                          title="No content selection in progress")
+
+
+def _picker_page(pending, args, *, error: str | None = None, chosen=(), status: int = 200):
+    max_minutes = query_int(args, "max_minutes",
+                            label="The duration (a whole number of minutes)")
+    filters = {
+        "system": (args.get("system") or "").strip() or None,
+        "audience": (args.get("audience") or "").strip() or None,
+        "max_minutes": max_minutes,
+        "q": (args.get("q") or "").strip() or None,
+    }
+    org_id = current_user.organisation_id
+    rows = deep_linking.picker_modules(org_id, **filters)
+    return render_template(
+        "lti/deep_link_picker.html", rows=rows, filters=filters,
+        systems=catalog.list_systems(org_id), audiences=deep_linking.picker_audiences(org_id),
+        accept_multiple=pending.get("accept_multiple", True), ags=pending.get("ags"),
+        error=error, chosen=set(chosen)), status
 
 
 @bp.route("/deep-link", methods=["GET"])
@@ -41,20 +63,11 @@ def picker():
     pending = _pending()
     if pending is None:
         return _no_request()
-    max_minutes = query_int(request.args, "max_minutes",
-                            label="The duration (a whole number of minutes)")
-    filters = {
-        "system": (request.args.get("system") or "").strip() or None,
-        "audience": (request.args.get("audience") or "").strip() or None,
-        "max_minutes": max_minutes,
-        "q": (request.args.get("q") or "").strip() or None,
-    }
-    org_id = current_user.organisation_id
-    rows = deep_linking.picker_modules(org_id, **filters)
-    return render_template(
-        "lti/deep_link_picker.html", rows=rows, filters=filters,
-        systems=catalog.list_systems(org_id), audiences=deep_linking.picker_audiences(org_id),
-        accept_multiple=pending.get("accept_multiple", True), ags=pending.get("ags"))
+    return _picker_page(pending, request.args)
+
+
+NOTHING_CHOSEN = ("Choose at least one module to add, or choose Cancel to go back to the "
+                  "course without adding anything.")
 
 
 @bp.route("/deep-link", methods=["POST"])
@@ -63,7 +76,12 @@ def respond():
     pending = _pending()
     if pending is None:
         return _no_request()
-    slugs = [] if request.form.get("cancel") else request.form.getlist("module")
+    cancel = bool(request.form.get("cancel"))
+    slugs = [] if cancel else [s for s in request.form.getlist("module") if s.strip()]
+    if not cancel and not slugs:
+        # "Add" with nothing ticked: say so here rather than answer the LMS with an empty
+        # selection (which Moodle shows as a silent return). Nothing is signed or sent.
+        return _picker_page(pending, request.form, error=NOTHING_CHOSEN, status=422)
     launch_url = tool_urls(current_app.config["LMS_BASE_URL"])["launch_url"]
     return_url, token = deep_linking.build_response(
         pending, current_user.organisation_id, slugs, launch_url)

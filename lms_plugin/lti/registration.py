@@ -494,13 +494,15 @@ def registration_organisation(actor: User | None, issuer: str) -> tuple[Organisa
     """
     if actor is not None and actor.has_role("admin"):
         return actor.organisation, True
-    orgs = db.session.scalars(select(Organisation).order_by(Organisation.id).limit(2)).all()
+    orgs = db.session.scalars(select(Organisation).where(Organisation.is_demo.is_(False))
+                              .order_by(Organisation.id).limit(2)).all()
     if not orgs:
         raise RegistrationRefused(NO_ORGANISATION_MESSAGE, field="organisation")
     if len(orgs) == 1:
         return orgs[0], False
-    holders = set(db.session.scalars(select(LtiPlatform.organisation_id).where(
-        LtiPlatform.issuer == issuer)))
+    holders = set(db.session.scalars(select(LtiPlatform.organisation_id).join(
+        Organisation, Organisation.id == LtiPlatform.organisation_id).where(
+        LtiPlatform.issuer == issuer, Organisation.is_demo.is_(False))))
     if len(holders) == 1:
         return db.session.get(Organisation, holders.pop()), False
     raise RegistrationRefused(SEVERAL_ORGANISATIONS_MESSAGE, field="organisation")

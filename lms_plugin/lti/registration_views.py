@@ -101,14 +101,31 @@ def dynamic_registration():
     values = request.form if request.method == "POST" else request.args
     openid_configuration = values.get("openid_configuration")
     registration_token = values.get("registration_token") or None
+    if request.method == "GET" and not openid_configuration and not registration_token:
+        # Opened directly (a bookmark, a pasted link): say what the address is for.
+        if wants_json():
+            return error_response(400, "openid_configuration is missing: this is the LTI "
+                                       "Dynamic Registration address, which an LMS opens "
+                                       "with its own parameters", field="openid_configuration")
+        return render_template("lti/register_about.html",
+                               base_url=current_app.config["LMS_BASE_URL"]), 400
     if request.method == "GET" and _is_admin():
         if not (openid_configuration or "").strip():
             return _failed(registration.RegistrationFailed(
                 "openid_configuration is missing", field="openid_configuration"))
+        # Read the configuration before calling anything "the LMS" (issue 12.10): the page
+        # names the platform by its own issuer and product, or says why it cannot. Nothing
+        # is written; the registration itself happens on the confirmed POST.
+        try:
+            config = registration.fetch_platform_configuration(
+                openid_configuration, registration_token,
+                allow_http_localhost=current_app.config["LMS_ENV"] != "production")
+        except DomainError as exc:
+            return _failed(exc)
         return render_template(
             "lti/register_confirm.html", openid_configuration=openid_configuration,
-            registration_token=registration_token or "",
-            platform_host=urlsplit(openid_configuration).netloc or openid_configuration,
+            registration_token=registration_token or "", config=config,
+            platform_host=urlsplit(config.issuer).netloc or config.issuer,
         )
     try:
         outcome = registration.register_dynamically(

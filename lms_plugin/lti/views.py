@@ -116,6 +116,16 @@ def _not_rate_limited() -> bool:
 def login():
     """OIDC third-party-initiated login: check the registration, then send the browser to the
     platform's auth endpoint with a fresh state (cookie) and a signed nonce (nothing stored)."""
+    if not (_param("iss") or _param("login_hint") or _param("client_id")):
+        # Opened directly (a bookmark, a pasted link): say what the address is for.
+        return error_response(
+            400, "This is the tool's LTI sign-in address (the OpenID Connect login "
+                 "initiation URL). An LMS opens it at the start of every launch, with the "
+                 "parameters that say which LMS and which person; opened on its own it has "
+                 "nothing to sign in. To open the training, use its link in your Moodle or "
+                 "Canvas course. An LMS administrator enters this address as the tool's "
+                 "Initiate login URL (docs/moodle.md, docs/canvas.md).",
+            title="LTI sign-in address")
     store = LtiStore.for_app()
     storage_target = _param("lti_storage_target")
     oidc = ToolLogin(FlaskRequest(), DbToolConf(), launch_data_storage=store)

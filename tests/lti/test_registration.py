@@ -358,11 +358,14 @@ def test_canvas_registration_by_signed_in_admin_is_enabled_in_admin_org(
     admin_org = factory.org_of(admin_id)
     fake_platform.canvas(client_id="10000000000042")
 
-    # The admin's GET only asks for confirmation: no request to the LMS, nothing stored.
+    # The admin's GET asks for confirmation after reading the LMS's configuration (so the
+    # page names the LMS by its own issuer, issue 12.10); nothing is registered or stored.
     confirm = client.get(fake_platform.register_url())
     assert confirm.status_code == 200
     assert "Register and enable" in confirm.get_data(as_text=True)
-    assert fake_platform.requests == []
+    assert f"issuer <code>{fake_platform.base}" in confirm.get_data(as_text=True)
+    assert [r.method for r in fake_platform.requests] == ["GET"]
+    fake_platform.requests.clear()
     assert counts(app)["LtiPlatform"] == 0
     response = client.post("/lti/register", data={
         "csrf_token": csrf_token(client, fake_platform.register_url()),
