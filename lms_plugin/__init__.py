@@ -148,8 +148,9 @@ def register_commands(app: Flask) -> None:
 
 def register_subscribers(app: Flask) -> None:
     """Connect each package's receivers of the domain events (lms_plugin/events.py)."""
-    from lms_plugin import lti
+    from lms_plugin import jobs, lti
 
+    jobs.subscribe(app)  # mail.queue -> a mail.send outbox job
     lti.subscribe(app)
 
 

@@ -27,6 +27,9 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "accounts.login": (ANY, False),
     "accounts.logout": (SIGNED_IN, False),
     "accounts.change_password": (SIGNED_IN, False),
+    "accounts.forgot_password": (ANY, False),
+    # An unknown link answers 410 ("expired or used"): the page itself is public.
+    "accounts.reset_password": (ANY, False),
     "accounts.user_list": (frozenset({"admin"}), False),
     "accounts.user_detail": (frozenset({"admin"}), True),
     "accounts.audit_log": (frozenset({"admin", "officer"}), False),
@@ -89,6 +92,7 @@ def sample_args(factory) -> dict[str, object]:
                            status="failed", last_error="sample"),
         # An LMS course of the home organisation whose launches offered NRPS.
         "context_id": sample_context(factory.app),
+        "token": "not-a-real-reset-token",
     }
 
 

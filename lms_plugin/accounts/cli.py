@@ -119,3 +119,29 @@ def sign_out(email: str) -> None:
         raise click.ClickException(exc.message) from None
     db.session.commit()
     click.echo(f"Signed out {user.email or user.name}: {ended} session(s) ended.")
+
+
+@users_cli.command("reset-password")
+@click.option("--email", required=True, help="Sign-in email of the local account.")
+@click.option("--link", is_flag=True,
+              help="Print a one-hour reset link instead of setting a one-time password.")
+def reset_password(email: str, link: bool) -> None:
+    """Reset a local account's password (the first admin locked out): print a new one-time
+    password, changed at the next sign-in as with ensure-admin; every session of the person
+    ends. With --link, print a single-use reset link instead (nothing is mailed)."""
+    from lms_plugin.accounts import password_reset
+
+    try:
+        if link:
+            user, url = password_reset.issue_reset_link(email, current_app.config["LMS_BASE_URL"])
+        else:
+            user, password = password_reset.issue_one_time_password(email)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    if link:
+        click.echo(f"Reset link for {user.credential.email} (works once, for an hour): {url}")
+    else:
+        click.echo(f"Password of {user.credential.email} reset; every session ended.")
+        click.echo(f"One-time password (change it at first sign-in): {password}")

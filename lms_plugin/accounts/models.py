@@ -205,3 +205,24 @@ class AuditEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     actor: Mapped[User | None] = relationship(lazy="joined")
+
+
+class PasswordResetToken(db.Model):
+    """One emailed "reset your password" link (issue 12 item 7).
+
+    Only the SHA-256 of the token is stored (a copy of the table resets nobody's password).
+    Single use: ``used_at`` is set by one conditional UPDATE, so two tabs submitting the same
+    link change the password once. Expires ``accounts.password_reset.TOKEN_LIFETIME`` after
+    it was issued; asking again replaces every earlier unused link of the person.
+    """
+
+    __tablename__ = "password_reset_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

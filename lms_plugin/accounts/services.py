@@ -209,6 +209,14 @@ def hash_password(password: str) -> str:
     return _hasher().hash(password)
 
 
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash`` (argon2; False for a malformed hash)."""
+    try:
+        return _hasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def normalise_email(email: str) -> str:
     """``email`` stripped and lower-cased, or ValidationFailed (field ``email``) when it is
     not an address or is longer than RFC 5321 allows (:data:`EMAIL_MAX_LENGTH` in all,
@@ -370,7 +378,8 @@ def change_password(user: User, current: str, new: str, keep_session: str | None
 
     Every other session of the person ends (server-side records and the per-person token);
     ``keep_session`` (the session id of the browser making the change) survives. Raises
-    ValidationFailed naming the field for a wrong current or a too-short new password.
+    ValidationFailed naming the field for a wrong current password, or a new one that is too
+    short or the same as the current (one-time) password.
     """
     cred = user.credential
     if cred is None:
@@ -384,6 +393,10 @@ def change_password(user: User, current: str, new: str, keep_session: str | None
             f"new password must be at least {MIN_PASSWORD_LENGTH} characters",
             field="new_password",
         )
+    if secrets.compare_digest(new.encode(), current.encode()):
+        # The one-time password printed by the CLI must not stay in use (issue 12.7).
+        raise ValidationFailed("Choose a password different from your current (or one-time) "
+                               "password.", field="new_password")
     cred.password_hash = hash_password(new)
     cred.must_change_password = False
     user.session_token = secrets.token_urlsafe(24)  # sign out every other session
