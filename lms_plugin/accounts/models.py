@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask_login import UserMixin
@@ -36,6 +36,8 @@ class Organisation(db.Model):
     timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
     grade_policy: Mapped[str] = mapped_column(String(20), default=GRADE_POLICY_HIGHEST,
                                               server_default=GRADE_POLICY_HIGHEST)
+    #: An assignment is "expiring soon" this many days before its completion lapses (issue 14).
+    expiring_soon_days: Mapped[int] = mapped_column(default=30, server_default="30")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -71,7 +73,8 @@ class User(UserMixin, db.Model):
 
     __tablename__ = "user_account"  # "user" is reserved in PostgreSQL
     # The people list: one organisation's people by name, keyset-paginated on (name, id).
-    __table_args__ = (Index("ix_user_account_org_name", "organisation_id", "name", "id"),)
+    __table_args__ = (Index("ix_user_account_org_name", "organisation_id", "name", "id"),
+                      UniqueConstraint("organisation_id", "employee_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
@@ -80,7 +83,15 @@ class User(UserMixin, db.Model):
     job_role: Mapped[str | None] = mapped_column(String(100))
     department: Mapped[str | None] = mapped_column(String(100))
     facility: Mapped[str | None] = mapped_column(String(100))
+    # Staff profile (issue 14): HR's id (unique per organisation), hire date, line manager.
+    # CE identifiers (profession, NPI, licence…) are not here: ``credits`` asks at claim time.
+    employee_id: Mapped[str | None] = mapped_column(String(64))
+    hire_date: Mapped[date | None]
+    manager_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
+    # A leaver: inactive since then, never deleted (their records stay in history).
+    left_at: Mapped[datetime | None]
     # Part of the Flask-Login id: changing it (password change, "sign out everywhere")
     # invalidates every existing session of this user.
     session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
