@@ -164,3 +164,35 @@ class AttemptGrant(db.Model):
     granted_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("user_account.id", ondelete="SET NULL"))
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+#: Reminder thresholds (issue 14 "Reminders"): learners 14 and 3 days before the due date
+#: and once it has passed; managers a weekly digest of their people's overdue items.
+REMINDER_KINDS = ("due_14", "due_3", "overdue", "digest")
+
+
+class ReminderSent(db.Model):
+    """The reminder ledger: one row per reminder decided, keyed so it is sent once.
+
+    ``key`` names the reminder exactly: ``<kind>:<assignment id>:<due date>`` for a learner
+    (a new due date, after a lapse or a retraining, is a new reminder) and
+    ``digest:<manager id>:<ISO year-week>`` for a manager. Rows are written with
+    ``INSERT … ON CONFLICT (key) DO NOTHING RETURNING key`` in the transaction that queues
+    the mail (``learning.reminders``), so re-runs and concurrent workers never send one twice.
+    """
+
+    __tablename__ = "reminder_sent"
+    __table_args__ = (
+        CheckConstraint("kind IN ('due_14', 'due_3', 'overdue', 'digest')", name="kind_known"),
+        Index("ix_reminder_sent_org_sent", "organisation_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    recipient_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignment.id", ondelete="CASCADE"), index=True)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
