@@ -71,3 +71,16 @@ def silent_server() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(5)
         yield sock.getsockname()[1]
+
+
+@contextmanager
+def smtp_backend(app) -> Iterator[Inbox]:
+    """``app`` delivers by SMTP to a loopback server while the block runs (the session's app
+    is shared: its mail settings are put back afterwards)."""
+    with smtp_server() as server:
+        saved = {k: app.config[k] for k in ("MAIL_BACKEND", "MAIL_SERVER", "MAIL_PORT")}
+        app.config.update(MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+        try:
+            yield server
+        finally:
+            app.config.update(saved)

@@ -170,6 +170,18 @@ def _people(ids: Iterable[int]) -> dict[int, User]:
     return {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))}
 
 
+def _mailable(person: User | None) -> bool:
+    """Active, with one valid address: a malformed address (an LMS profile can carry one)
+    is skipped rather than failing the whole organisation's run."""
+    if person is None or not person.active or not person.email:
+        return False
+    try:
+        mail.parse_address(person.email)
+    except ValueError:
+        return False
+    return True
+
+
 def _item(row: StatusRow, kind: str, titles, links, zone: ZoneInfo) -> dict:
     return {"title": titles[row.module_id][1], "link": links[(row.user_id, row.module_id)],
             "due": row.due_at.astimezone(zone).strftime("%-d %b %Y"), "kind": kind,
@@ -183,8 +195,8 @@ def send_reminders(organisation_id: int, now: datetime | None = None,
     statement per ledger batch, one read each of people, managers and module titles:
     never a query per person. Flushes; the edge (the job) commits.
 
-    ``base_url``: ``LMS_BASE_URL`` by default. People without an email address or inactive
-    are skipped (nothing is recorded for them, so they are reminded once they have one).
+    ``base_url``: ``LMS_BASE_URL`` by default. People without a valid email address or
+    inactive are skipped (nothing is recorded for them, so they are reminded once they have one).
     """
     now = now or utcnow()
     base_url = base_url or current_app.config["LMS_BASE_URL"]
@@ -196,7 +208,7 @@ def send_reminders(organisation_id: int, now: datetime | None = None,
             and row.due_at <= now]
     people = _people([row.user_id for row in rows])
     managers = _people(p.manager_id for p in people.values() if p.manager_id)
-    reachable = {uid for uid, p in people.items() if p.active and p.email}
+    reachable = {uid for uid, p in people.items() if _mailable(p)}
     titles = _titles(row.module_id for row in rows)
     pairs = {(row.user_id, row.module_id) for row, _ in due if row.user_id in reachable}
     pairs |= {(row.user_id, row.module_id) for row in late}
@@ -232,7 +244,7 @@ def send_reminders(organisation_id: int, now: datetime | None = None,
     for row in late:
         person = people.get(row.user_id)
         manager = managers.get(person.manager_id) if person and person.manager_id else None
-        if manager is not None and manager.active and manager.email:
+        if _mailable(manager):
             team[manager.id].append(row)
     digest_claims = claim(organisation_id, [
         {"key": digest_key(mid, now), "kind": "digest", "recipient_id": mid,

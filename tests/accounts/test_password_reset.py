@@ -19,7 +19,7 @@ from lms_plugin.extensions import db
 from lms_plugin.jobs import services as jobs
 from lms_plugin.jobs.models import OutboxJob
 from tests.conftest import PASSWORD, csrf_token, login
-from tests.smtp_server import Inbox, parts, smtp_server
+from tests.smtp_server import Inbox, parts, smtp_backend
 
 NEW = "a brand new passphrase"
 SENT = "a link to choose a new password is on its way"
@@ -27,11 +27,8 @@ SENT = "a link to choose a new password is on its way"
 
 @pytest.fixture
 def inbox(app) -> Iterator[Inbox]:
-    with smtp_server() as server:
-        saved = {k: app.config[k] for k in ("MAIL_BACKEND", "MAIL_SERVER", "MAIL_PORT")}
-        app.config.update(MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+    with smtp_backend(app) as server:
         yield server
-        app.config.update(saved)
 
 
 def _ask(client, email: str):

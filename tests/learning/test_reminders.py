@@ -21,7 +21,7 @@ from lms_plugin.learning import reminders
 from lms_plugin.learning.models import ReminderSent
 from tests.learning.builders import build_module
 from tests.learning.test_assignments import ONE, add_rule, complete, staff, update_user
-from tests.smtp_server import Inbox, parts, smtp_server
+from tests.smtp_server import Inbox, parts, smtp_backend
 
 T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)  # a Monday; the rule makes everyone due T0 + 30d
 DUE = T0 + timedelta(days=30)
@@ -34,11 +34,8 @@ def module(app):
 
 @pytest.fixture
 def inbox(app) -> Iterator[Inbox]:
-    with smtp_server() as server:
-        saved = {k: app.config[k] for k in ("MAIL_BACKEND", "MAIL_SERVER", "MAIL_PORT")}
-        app.config.update(MAIL_BACKEND="smtp", MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port)
+    with smtp_backend(app) as server:
         yield server
-        app.config.update(saved)
 
 
 def run(app, org_id: int, at: datetime) -> reminders.ReminderReport:
@@ -120,11 +117,15 @@ def test_a_lapsed_completion_is_a_new_due_date_and_reminded_again(app, factory, 
     assert run(app, org, at + timedelta(hours=1)).learner_mails == 0
 
 
-def test_people_without_email_or_inactive_are_skipped_and_reminded_later(app, factory,
+def test_people_without_a_valid_email_are_skipped_and_reminded_later(app, factory,
                                                                            module):
     org = module["organisation_id"]
     _, nurse_a, nurse_b = team(app, factory, org)
     update_user(app, nurse_a, email=None)
+    update_user(app, nurse_b, email="not an address")  # an LMS profile may carry anything
+    report = run(app, org, DUE - timedelta(days=10))
+    assert report.learner_mails == 0 and ledger(app) == []
+    update_user(app, nurse_b, email="ben@example.org")
     report = run(app, org, DUE - timedelta(days=10))
     assert report.learner_mails == 1
     update_user(app, nurse_a, email="ana@example.org")
