@@ -1,7 +1,9 @@
 """Password reset by mail, and the CLI's one-time password (issue 12 item 7).
 
-A person who forgot their password asks for a link (:func:`request_reset`); the answer is
-the same whether or not the address has an account (no account enumeration: OWASP
+A person who forgot their password asks for a link; the request only queues an
+``accounts.password_reset`` job naming the address (``accounts.tasks``), and the worker runs
+:func:`request_reset`. So the answer, and its timing, are the same whether or not the address
+has an account (no account enumeration: OWASP
 Forgot Password Cheat Sheet, "Return a consistent message for both existent and
 non-existent accounts"). An account gets a mail with a random single-use token that
 expires after :data:`TOKEN_LIFETIME`; only the token's SHA-256 is stored. Setting the new

@@ -18,7 +18,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from lms_plugin.accounts import password_reset, services, signin
+from lms_plugin.accounts import password_reset, services, signin, tasks
 from lms_plugin.accounts.forms import (
     ChangePasswordForm,
     ForgotPasswordForm,
@@ -140,8 +140,8 @@ def _reset_email_key() -> str:
 def forgot_password():
     form = ForgotPasswordForm()
     if form.validate_on_submit():
-        password_reset.request_reset(form.email.data, current_app.config["LMS_BASE_URL"])
-        db.session.commit()  # the token and its mail job, or (unknown address) nothing
+        tasks.queue_reset_request(form.email.data)  # the same work for any address
+        db.session.commit()
         minutes = int(password_reset.TOKEN_LIFETIME.total_seconds() // 60)
         return render_template("accounts/forgot.html", form=form, sent=form.email.data,
                                minutes=minutes)

@@ -206,10 +206,11 @@ def send_reminders(organisation_id: int, now: datetime | None = None,
     due = [(row, kind) for row in rows if (kind := threshold(row, now)) is not None]
     late = [row for row in rows if row.status in DIGEST_STATUSES and row.due_at is not None
             and row.due_at <= now]
-    people = _people([row.user_id for row in rows])
+    # Only the people something is due for (not everyone assigned): one read.
+    people = _people([row.user_id for row, _ in due] + [row.user_id for row in late])
     managers = _people(p.manager_id for p in people.values() if p.manager_id)
     reachable = {uid for uid, p in people.items() if _mailable(p)}
-    titles = _titles(row.module_id for row in rows)
+    titles = _titles([row.module_id for row, _ in due] + [row.module_id for row in late])
     pairs = {(row.user_id, row.module_id) for row, _ in due if row.user_id in reachable}
     pairs |= {(row.user_id, row.module_id) for row in late}
     links = _links(organisation_id, pairs, titles, base_url)
