@@ -3,11 +3,12 @@
 A person who forgot their password asks for a link; the request only queues an
 ``accounts.password_reset`` job naming the address (``accounts.tasks``), and the worker runs
 :func:`request_reset`. So the answer, and its timing, are the same whether or not the address
-has an account (no account enumeration: OWASP
-Forgot Password Cheat Sheet, "Return a consistent message for both existent and
-non-existent accounts"). An account gets a mail with a random single-use token that
-expires after :data:`TOKEN_LIFETIME`; only the token's SHA-256 is stored. Setting the new
-password (:func:`reset_password`) ends every session of the person and is audited.
+has an account (no account enumeration; the OWASP Forgot Password Cheat Sheet asks for the
+same message and a consistent response time for existing and unknown accounts). An account
+gets a mail with a random single-use token that expires after :data:`TOKEN_LIFETIME`; only
+the token's SHA-256 is stored. Setting the new password (:func:`reset_password`) does not
+sign the person in, ends every session of theirs, mails them a notice that the password
+changed (the same cheat sheet's advice) and is audited.
 
 Services flush and never commit: the view or CLI command commits once.
 """
@@ -28,8 +29,8 @@ from lms_plugin.db import utcnow
 from lms_plugin.errors import NotFound, ValidationFailed
 from lms_plugin.extensions import db
 
-#: How long an emailed link works (OWASP Forgot Password Cheat Sheet: tokens "should
-#: expire after an appropriate period"; an hour covers a mail that arrives late).
+#: How long an emailed link works (the OWASP Forgot Password Cheat Sheet asks for tokens
+#: that expire; an hour covers a mail that arrives late).
 TOKEN_LIFETIME = timedelta(hours=1)
 #: The reset page's path; the link in the mail is ``LMS_BASE_URL + RESET_PATH + token``.
 RESET_PATH = "/auth/reset/"
@@ -119,8 +120,9 @@ def reset_password(token: str, new: str, now: datetime | None = None) -> User:
     Checks :func:`check_new_password` first (nothing is used up by a refused password),
     then claims the token with one conditional UPDATE … RETURNING (two submissions of one
     link: exactly one succeeds). Every session of the person ends (server-side records and
-    the per-person token), other reset links are deleted, and ``user.password_reset`` is
-    audited. Raises NotFound (field ``token``) for an unknown, used or expired link and
+    the per-person token), other reset links are deleted, ``user.password_reset`` is
+    audited and a "your password was changed" notice is mailed (through the outbox).
+    Raises NotFound (field ``token``) for an unknown, used or expired link and
     ValidationFailed (field ``new_password``) for a refused password. Flushes.
     """
     now = now or utcnow()
@@ -142,6 +144,13 @@ def reset_password(token: str, new: str, now: datetime | None = None) -> User:
     ended = sessions.end_all(user.id)
     services.record_audit("user.password_reset", actor=user, target=("user", user.id),
                           details={"via": "email link", "sessions_ended": ended})
+    context = {"name": user.name or user.credential.email,
+               "organisation": user.organisation.name, "when": f"{now:%-d %b %Y %H:%M} UTC"}
+    mail.queue(mail.Mail(
+        to=user.credential.email, subject="Your training password was changed",
+        text=render_template("accounts/mail/password_changed.txt", **context),
+        html=render_template("accounts/mail/password_changed.html", **context),
+    ), organisation_id=user.organisation_id)
     return user
 
 

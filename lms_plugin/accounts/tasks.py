@@ -39,8 +39,8 @@ def queue_reset_request(email: str) -> None:
     carrying only the address asked about (flushed; the view commits).
 
     The request does exactly this whatever the address, so neither the answer nor its
-    timing tells whether an account exists (OWASP Forgot Password Cheat Sheet: "ensure that
-    responses return in a consistent amount of time"); the worker looks the account up."""
+    timing tells whether an account exists (the OWASP Forgot Password Cheat Sheet asks for
+    a consistent response time); the worker looks the account up."""
     enqueue(RESET_REQUEST, {"email": (email or "").strip().lower()[:320]})
 
 

@@ -115,6 +115,10 @@ def test_reset_by_mail_end_to_end(app, client, factory, inbox):
     assert other_device.get("/admin/users").status_code == 302  # every session ended
     assert login(app.test_client(), "ada@example.org").status_code == 422  # old password
     assert login(app.test_client(), "ada@example.org", NEW).status_code == 302
+    _deliver(app)
+    notice = inbox.messages[-1]
+    assert notice["Subject"] == "Your training password was changed"
+    assert "If this was not you" in parts(notice)[0]
     with app.app_context():
         actions = db.session.scalars(select(AuditEvent.action).where(
             AuditEvent.target_id == str(user_id)).order_by(AuditEvent.id)).all()
