@@ -220,3 +220,30 @@ def test_the_ledger_key_names_threshold_assignment_and_due_date(app, factory, mo
         users = db.session.scalars(select(User.id)).all()
     assert users
     assert all(re.fullmatch(r"due_3:\d+:2026-02-04", k) for k in keys), keys
+
+
+def test_reads_do_not_grow_with_the_number_of_people(app, factory, module):
+    """Set-based: the same number of SELECTs for 2 people as for 6 (only the mails' own
+    outbox rows grow with the number of mails)."""
+    from tests.statements import counted
+
+    org = module["organisation_id"]
+    manager, *_ = team(app, factory, org)
+
+    def selects(at: datetime) -> tuple[int, int]:
+        with app.app_context(), counted() as seen:
+            report = reminders.send_reminders(org, at)
+            db.session.commit()
+        return sum(s.lstrip().lower().startswith("select") for s in seen), report.learner_mails
+
+    few = selects(DUE - timedelta(days=10))
+    for _ in range(4):
+        update_user(app, staff(app, factory), manager_id=manager)
+    with app.app_context():
+        from lms_plugin.learning import assignments
+
+        assignments.evaluate(org, T0)
+        db.session.commit()
+    many = selects(DUE - timedelta(days=2))
+    assert few[1] == 2 and many[1] == 6
+    assert many[0] == few[0], (few, many)
