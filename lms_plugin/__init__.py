@@ -148,9 +148,11 @@ def register_commands(app: Flask) -> None:
 
 def register_subscribers(app: Flask) -> None:
     """Connect each package's receivers of the domain events (lms_plugin/events.py)."""
-    from lms_plugin import lti
+    from lms_plugin import events, lti
+    from lms_plugin.learning import tasks as learning_tasks
 
     lti.subscribe(app)
+    events.version_published.connect(learning_tasks.enqueue_evaluation, sender=app)
 
 
 def register_template_helpers(app: Flask) -> None:
