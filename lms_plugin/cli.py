@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                     "Assignment rules: who must complete which module, by when."),
     "attempts": ("lms_plugin.learning.cli:attempts_cli",
                  "Extra quiz attempts for a person (audited)."),
+    "staff": ("lms_plugin.learning.cli:staff_cli",
+              "Staff profiles: import the HR roster (CSV or Excel)."),
 }
 
 

@@ -12,8 +12,10 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
+from lms_plugin.accounts import roster
 from lms_plugin.accounts.models import User
 from lms_plugin.accounts.services import resolve_organisation
+from lms_plugin.clitypes import PathArg
 from lms_plugin.db import utcnow
 from lms_plugin.errors import DomainError, NotFound
 from lms_plugin.extensions import db
@@ -169,3 +171,57 @@ def grant(email: str, module_slug: str, extra: int, reason: str,
     at_edge(work)
     click.echo(f"Granted {extra} extra attempt(s) on {module_slug} to {email}.")
 
+
+
+staff_cli = AppGroup("staff", help="Staff profiles: import the HR roster (CSV or Excel).")
+
+
+def import_roster_file(organisation_id: int, filename: str, data: bytes, *, leavers: bool,
+                       actor: User | None) -> roster.RosterResult:
+    """The roster import edge shared by the CLI and the upload page: validate and write the
+    people (``accounts.roster``), then re-evaluate the organisation's assignment rules;
+    flushes only. Job roles are checked against the content's audience spellings."""
+    now = utcnow()
+    result = roster.import_roster(organisation_id, filename, data,
+                                  known_job_roles=assignments.known_job_roles(organisation_id),
+                                  leavers=leavers, actor=actor, now=now)
+    if result.ok:
+        assignments.evaluate(organisation_id, now)
+    return result
+
+
+@staff_cli.command("import")
+@click.argument("path", type=PathArg(exists=True, dir_okay=False))
+@click.option("--leavers", is_flag=True,
+              help="The file is the FULL roster: every active person not in it (admins "
+                   "excepted) is marked as a leaver (inactive, never deleted).")
+@_ORG_OPTION
+def staff_import(path: str, leavers: bool, organisation: str | None) -> None:
+    """Import a staff roster (.csv or .xlsx): people matched by employee id or email; all
+    or nothing (every bad row is listed with its row number and field)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+
+    def work():
+        org = resolve_organisation(organisation)
+        result = import_roster_file(org.id, path, data, leavers=leavers, actor=None)
+        if not result.ok:
+            raise RosterRefused(result)
+        return result
+    try:
+        result = at_edge(work)
+    except RosterRefused as refused:
+        db.session.rollback()
+        for problem in refused.result.problems:
+            click.echo(f"{path}: {problem.line()}", err=True)
+        raise click.ClickException(
+            f"{len(refused.result.problems)} bad row(s); nothing was imported") from None
+    click.echo(f"Imported {path}: {result.line()}.")
+
+
+class RosterRefused(Exception):
+    """Bad rows: the edge rolls back (nothing written) and lists them."""
+
+    def __init__(self, result: roster.RosterResult) -> None:
+        super().__init__(f"{len(result.problems)} bad rows")
+        self.result = result
