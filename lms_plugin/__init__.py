@@ -148,10 +148,12 @@ def register_commands(app: Flask) -> None:
 
 def register_subscribers(app: Flask) -> None:
     """Connect each package's receivers of the domain events (lms_plugin/events.py)."""
-    from lms_plugin import jobs, lti
+    from lms_plugin import events, jobs, lti
+    from lms_plugin.learning import tasks as learning_tasks
 
     jobs.subscribe(app)  # mail.queue -> a mail.send outbox job
     lti.subscribe(app)
+    events.version_published.connect(learning_tasks.enqueue_evaluation, sender=app)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -241,6 +241,14 @@ def evaluate(organisation_id: int, now: datetime, *, user_id: int | None = None)
     profile change). Idempotent. Flushes; the caller commits.
     """
     rule, user = AssignmentRule, User
+    open_rows = exists().where(Assignment.organisation_id == organisation_id,
+                               Assignment.closed_at.is_(None))
+    if user_id is not None:
+        open_rows = open_rows.where(Assignment.user_id == user_id)
+    if not db.session.scalar(select(or_(
+            exists().where(rule.organisation_id == organisation_id, rule.removed_at.is_(None)),
+            open_rows))):
+        return Evaluation(opened=[], closed=[])  # no rule, nothing open: a read, no write
     due = case((rule.due_on.is_not(None), rule.due_on),
                else_=add_days(_ts(now), rule.due_days))
     chosen = select(rule.organisation_id, rule.id, user.id, rule.module_id, _ts(now), due) \

@@ -567,7 +567,8 @@ def _with_newest_version(query, *, published_only: bool):
 
 
 def home_modules(user_id: int, organisation_id: int, now: datetime, *,
-                 launched_slug: str | None = None) -> list[ModuleOverview]:
+                 launched_slug: str | None = None,
+                 also_module_ids: Iterable[int] = ()) -> list[ModuleOverview]:
     """The learner's modules: the one their LMS link launched, and any they have started
     (lessons opened, attempts, completions), newest activity first.
 
@@ -584,6 +585,9 @@ def home_modules(user_id: int, organisation_id: int, now: datetime, *,
         select(Completion.module_id).where(Completion.user_id == user_id),
     ).subquery()
     chosen = Module.id.in_(select(started.c.module_id))
+    extra = list(also_module_ids)
+    if extra:
+        chosen = or_(chosen, Module.id.in_(extra))
     if launched_slug:
         chosen = or_(chosen, Module.slug == launched_slug)
     pairs = db.session.execute(
@@ -603,3 +607,68 @@ def organisation_modules(organisation_id: int) -> list[tuple[Module, ModuleVersi
         .where(Module.organisation_id == organisation_id)).all())
     out.sort(key=lambda mv: mv[1].title.lower())
     return out
+
+
+# --------------------------------------------------------------------------- my training
+@dataclass
+class TrainingEntry:
+    """One module on "My training": what the learner sees of it, and its assignment status
+    (None when the module is not assigned to them)."""
+
+    overview: ModuleOverview
+    assignment: assignments.StatusRow | None = None
+
+
+@dataclass
+class MyTraining:
+    """The learner home (issue 14): ``todo`` (assigned, not currently complete, most urgent
+    first), ``completed`` (assigned and valid, with expiry), ``others`` (started or launched
+    but not assigned), ``available`` (the rest of the published catalogue: (module,
+    version)), and the progress figure ``done`` of ``assigned``."""
+
+    todo: list[TrainingEntry]
+    completed: list[TrainingEntry]
+    others: list[TrainingEntry]
+    available: list[tuple[Module, ModuleVersion]]
+
+    @property
+    def assigned(self) -> int:
+        return len(self.todo) + len(self.completed)
+
+    @property
+    def done(self) -> int:
+        return len(self.completed)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.assigned) if self.assigned else 100
+
+
+def my_training(user_id: int, organisation_id: int, now: datetime, *,
+                launched_slug: str | None = None) -> MyTraining:
+    """Everything "My training" shows, in a constant number of statements whatever the
+    catalogue size: the assignment statuses (``assignments.module_statuses``, the same
+    function reminders and reports use), the overviews of assigned, started and launched
+    modules (:func:`home_modules`), and the rest of the published catalogue (one query).
+    "Completed" means valid now, expiring soon included (it is listed with its expiry)."""
+    statuses = assignments.module_statuses(organisation_id, user_id, now)
+    entries = home_modules(user_id, organisation_id, now, launched_slug=launched_slug,
+                           also_module_ids=statuses)
+    todo, completed, others = [], [], []
+    for overview in entries:
+        row = statuses.get(overview.module.id)
+        entry = TrainingEntry(overview, row)
+        if row is None:
+            others.append(entry)
+        elif row.status in ("completed", "expiring_soon"):
+            completed.append(entry)
+        else:
+            todo.append(entry)
+    todo.sort(key=lambda e: e.assignment.urgency)
+    completed.sort(key=lambda e: (e.assignment.due_at or assignments.FAR_FUTURE))
+    shown = {e.module.id for e in entries}
+    available = [(module, version) for module, version in db.session.execute(
+        _with_newest_version(select(Module), published_only=True)
+        .where(Module.organisation_id == organisation_id)).all() if module.id not in shown]
+    available.sort(key=lambda mv: mv[1].title.lower())
+    return MyTraining(todo=todo, completed=completed, others=others, available=available)
