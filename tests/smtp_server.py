@@ -47,9 +47,11 @@ class Inbox:
 
 
 @contextmanager
-def smtp_server() -> Iterator[Inbox]:
+def smtp_server(**server_options) -> Iterator[Inbox]:
+    """An aiosmtpd server on a free loopback port; ``server_options`` go to aiosmtpd's
+    ``SMTP`` (``authenticator=…``, ``auth_require_tls=False``, ``auth_required=True``)."""
     inbox = Inbox(port=free_port())
-    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port, **server_options)
     controller.start()
     try:
         yield inbox

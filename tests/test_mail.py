@@ -46,6 +46,38 @@ def test_smtp_delivery_arrives_with_both_parts_and_headers():
     assert 'href="https://tool.test/m/bcma"' in html
 
 
+def test_tls_is_never_dropped_for_clear_text():
+    """MAIL_USE_TLS=1 and a server that offers no STARTTLS: a (retried) failure, nothing
+    sent in clear."""
+    with smtp_server() as inbox:
+        with pytest.raises(mail.MailError) as info:
+            mail.deliver(mail.build(SAMPLE, "no-reply@hospital.org"),
+                         _smtp(inbox.port, MAIL_USE_TLS=True))
+    assert info.value.transient and "STARTTLS" in info.value.message.upper()
+    assert inbox.received == []
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_login_with_username_and_password():
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login, auth_data.password) == (b"tool", b"s3cret")
+        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 itself
+
+    options = {"authenticator": authenticator, "auth_require_tls": False,
+               "auth_required": True, "auth_exclude_mechanism": ["LOGIN"]}
+    with smtp_server(**options) as inbox:
+        mail.deliver(mail.build(SAMPLE, "no-reply@hospital.org"),
+                     _smtp(inbox.port, MAIL_USERNAME="tool", MAIL_PASSWORD="s3cret"))
+        with pytest.raises(mail.MailError) as info:
+            mail.deliver(mail.build(SAMPLE, "no-reply@hospital.org"),
+                         _smtp(inbox.port, MAIL_USERNAME="tool", MAIL_PASSWORD="wrong"))
+    assert len(inbox.received) == 1
+    assert not info.value.transient and "535" in info.value.message  # refused: no retry
+
+
 def test_file_backend_writes_one_eml_per_message(tmp_path: Path):
     settings = {"MAIL_BACKEND": "file", "MAIL_FILE_DIR": str(tmp_path / "mail")}
     first = mail.deliver(mail.build(SAMPLE, "no-reply@hospital.org"), settings)
