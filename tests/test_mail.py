@@ -49,10 +49,9 @@ def test_smtp_delivery_arrives_with_both_parts_and_headers():
 def test_tls_is_never_dropped_for_clear_text():
     """MAIL_USE_TLS=1 and a server that offers no STARTTLS: a (retried) failure, nothing
     sent in clear."""
-    with smtp_server() as inbox:
-        with pytest.raises(mail.MailError) as info:
-            mail.deliver(mail.build(SAMPLE, "no-reply@hospital.org"),
-                         _smtp(inbox.port, MAIL_USE_TLS=True))
+    with smtp_server() as inbox, pytest.raises(mail.MailError) as info:
+        mail.deliver(mail.build(SAMPLE, "no-reply@hospital.org"),
+                     _smtp(inbox.port, MAIL_USE_TLS=True))
     assert info.value.transient and "STARTTLS" in info.value.message.upper()
     assert inbox.received == []
 
