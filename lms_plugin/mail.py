@@ -45,10 +45,10 @@ _signals = Namespace()
 mail_queued = _signals.signal("mail-queued", doc="""\
 A service wants a mail sent once its transaction commits.
 
-Keyword arguments: ``mail`` (:class:`Mail`), ``organisation_id`` (int or None),
-``sensitive`` (bool: the body holds a secret such as a reset link, removed from the outbox
-row once delivered). Connected per application by ``jobs.subscribe``; the receiver adds an
-outbox row and flushes, never commits.
+Keyword arguments: ``mails`` (a list of :class:`Mail`), ``organisation_id`` (int or None),
+``sensitive`` (bool: the bodies hold a secret such as a reset link, removed from the outbox
+rows once delivered). Connected per application by ``jobs.subscribe``; the receiver adds one
+outbox row per mail (one statement) and flushes, never commits.
 """)
 
 
@@ -226,12 +226,22 @@ def queue(mail: Mail, *, organisation_id: int | None = None, sensitive: bool = F
     RuntimeError when the application has no receiver (a mail must never be dropped
     silently). Needs an application context.
     """
-    try:
-        parse_address(mail.to, "recipient")
-    except ValueError as exc:
-        raise MailError(str(exc), transient=False) from None
+    queue_many([mail], organisation_id=organisation_id, sensitive=sensitive)
+
+
+def queue_many(mails: list[Mail], *, organisation_id: int | None = None,
+               sensitive: bool = False) -> None:
+    """:func:`queue` for many mails at once (one outbox statement: a reminder run's mails).
+    Every recipient is checked first: one bad address queues nothing (MailError)."""
+    for item in mails:
+        try:
+            parse_address(item.to, "recipient")
+        except ValueError as exc:
+            raise MailError(str(exc), transient=False) from None
+    if not mails:
+        return
     app = current_app._get_current_object()
-    answered = mail_queued.send(app, mail=mail, organisation_id=organisation_id,
+    answered = mail_queued.send(app, mails=list(mails), organisation_id=organisation_id,
                                 sensitive=sensitive)
     if not answered:
         raise RuntimeError("no receiver for mail_queued: create_app connects jobs.subscribe")

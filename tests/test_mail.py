@@ -128,6 +128,18 @@ def test_bad_recipients_are_refused_before_anything_is_queued(app, to):
         assert db.session.scalars(select(OutboxJob)).all() == []
 
 
+def test_queue_many_checks_every_address_first(app):
+    good = SAMPLE
+    bad = mail.Mail(to="nobody", subject="s", text="t", html="<p>t</p>")
+    with app.app_context():
+        with pytest.raises(mail.MailError):
+            mail.queue_many([good, bad])
+        assert db.session.scalars(select(OutboxJob)).all() == []
+        mail.queue_many([good, good], organisation_id=None)
+        db.session.commit()
+        assert [j.kind for j in db.session.scalars(select(OutboxJob))] == ["mail.send"] * 2
+
+
 def test_queue_writes_a_job_the_worker_delivers_once(app):
     with smtp_server() as inbox:
         app.config.update(_smtp(inbox.port), MAIL_FROM="Training <no-reply@hospital.org>")

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from lms_plugin import mail as mail_module
 from lms_plugin.extensions import db
 from lms_plugin.jobs.models import OutboxJob
-from lms_plugin.jobs.outbox import enqueue
+from lms_plugin.jobs.outbox import enqueue_many
 from lms_plugin.jobs.registry import JobContext, PermanentFailure, RetryLater
 
 MAIL_KIND = "mail.send"
@@ -25,12 +25,12 @@ MAIL_KIND = "mail.send"
 REDACTED = "[removed after delivery]"
 
 
-def enqueue_mail(sender: Any, *, mail: mail_module.Mail, organisation_id: int | None,
+def enqueue_mail(sender: Any, *, mails: list[mail_module.Mail], organisation_id: int | None,
                  sensitive: bool) -> int:
-    """Receiver of ``mail.mail_queued``: an outbox row of kind ``mail.send`` (flushed in the
-    caller's transaction); its id."""
-    payload = {**mail.as_payload(), "sensitive": bool(sensitive)}
-    return enqueue(MAIL_KIND, payload, organisation_id=organisation_id).id
+    """Receiver of ``mail.mail_queued``: one outbox row of kind ``mail.send`` per mail, in
+    one statement of the caller's transaction; how many."""
+    return enqueue_many(MAIL_KIND, [{**m.as_payload(), "sensitive": bool(sensitive)}
+                                    for m in mails], organisation_id=organisation_id)
 
 
 def send(payload: dict[str, Any], ctx: JobContext) -> str:

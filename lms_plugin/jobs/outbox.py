@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from lms_plugin.config import job_seconds
@@ -99,6 +99,33 @@ def enqueue(kind: str, payload: dict[str, Any], *, organisation_id: int | None =
     db.session.flush()
     return job
 
+
+def enqueue_many(kind: str, payloads: list[dict[str, Any]], *,
+                 organisation_id: int | None = None, now: datetime | None = None) -> int:
+    """Add one job of ``kind`` per payload in one statement (an executemany), in the
+    caller's transaction; how many. For fan-outs of independent jobs (a reminder run's
+    mails): no coalescing, each job due at once. Raises ValidationFailed like
+    :func:`enqueue` for a bad kind or a payload that is not a JSON object."""
+    kind = (kind or "").strip()
+    if not kind or len(kind) > 100:
+        raise ValidationFailed("a job needs a kind of 1 to 100 characters", field="kind")
+    if not payloads:
+        return 0
+    if not all(isinstance(p, dict) for p in payloads):
+        raise ValidationFailed("a job payload must be a JSON object", field="payload")
+    try:
+        payloads = json.loads(json.dumps(payloads))
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"job payload is not JSON-serialisable: {exc}",
+                               field="payload") from None
+    now = now or utcnow()
+    give_up_at = now + timedelta(seconds=setting("LMS_JOB_GIVE_UP_AFTER"))
+    db.session.execute(insert(OutboxJob), [
+        {"organisation_id": organisation_id, "kind": kind, "payload": payload,
+         "coalesce_key": None, "event_at": now, "status": PENDING, "attempts": 0,
+         "next_attempt_at": now, "created_at": now, "updated_at": now,
+         "give_up_at": give_up_at} for payload in payloads])
+    return len(payloads)
 
 
 def newer_job_id(job: OutboxJob) -> int | None:

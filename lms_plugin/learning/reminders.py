@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app, render_template
@@ -57,8 +58,8 @@ OPEN_STATUSES = ("not_started", "in_progress", "expiring_soon")
 LATE_STATUSES = ("overdue", "expired")
 #: What a manager's digest lists: past due, attempts used up included.
 DIGEST_STATUSES = ("overdue", "expired", "failed")
-#: Ledger rows inserted per statement (bounded parameter count on both databases).
-LEDGER_BATCH = 500
+#: Ledger rows per execution (the driver pages them further; this bounds memory).
+LEDGER_BATCH = 5000
 
 #: ``app.extensions`` key of an optional course-link provider: a callable taking
 #: ``(organisation_id, pairs)`` with ``pairs`` a set of (user id, module id) and returning
@@ -106,14 +107,17 @@ def claim(organisation_id: int, entries: list[dict], now: datetime) -> set[str]:
         return set()
     dialect = db.session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = ReminderSent.__table__
+    # One compiled statement run with many parameter sets: SQLAlchemy's "insertmanyvalues"
+    # sends them in pages and gathers RETURNING (a literal VALUES list of thousands of rows
+    # costs more to compile than to run).
+    statement = (insert(table).on_conflict_do_nothing(index_elements=["key"])
+                 .returning(table.c.key))
     claimed: set[str] = set()
     for start in range(0, len(entries), LEDGER_BATCH):
         batch = [{**e, "organisation_id": organisation_id, "sent_at": now}
                  for e in entries[start:start + LEDGER_BATCH]]
-        claimed.update(db.session.scalars(
-            insert(ReminderSent).values(batch)
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(ReminderSent.key)).all())
+        claimed.update(db.session.execute(statement, batch).scalars().all())
     return claimed
 
 
@@ -163,14 +167,18 @@ def _links(organisation_id: int, pairs: set[tuple[int, int]], titles: dict[int, 
     return {pair: known.get(pair) or f"{base}/modules/{titles[pair[1]][0]}" for pair in pairs}
 
 
-def _people(ids: Iterable[int]) -> dict[int, User]:
+def _people(ids: Iterable[int]) -> dict[int, Any]:
+    """id -> row (id, name, email, active, manager_id): columns only, no ORM objects (a run
+    may read tens of thousands of people)."""
     ids = sorted(set(ids))
     if not ids:
         return {}
-    return {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))}
+    return {row.id: row for row in db.session.execute(
+        select(User.id, User.name, User.email, User.active, User.manager_id)
+        .where(User.id.in_(ids)))}
 
 
-def _mailable(person: User | None) -> bool:
+def _mailable(person: Any) -> bool:
     """Active, with one valid address: a malformed address (an LMS profile can carry one)
     is skipped rather than failing the whole organisation's run."""
     if person is None or not person.active or not person.email:
@@ -220,6 +228,7 @@ def send_reminders(organisation_id: int, now: datetime | None = None,
                 "assignment_id": row.assignment_id}
                for row, kind in due if row.user_id in reachable]
     claimed = claim(organisation_id, entries, now)
+    outgoing: list[mail.Mail] = []
     per_person: dict[int, list[dict]] = defaultdict(list)
     for row, kind in due:
         if row.user_id in reachable and ledger_key(kind, row) in claimed:
@@ -230,12 +239,11 @@ def send_reminders(organisation_id: int, now: datetime | None = None,
         worst = items[0]["kind"]
         context = {"name": person.name or person.email, "items": items,
                    "organisation": organisation.name, "subject": SUBJECTS[worst]}
-        mail.queue(mail.Mail(
+        outgoing.append(mail.Mail(
             to=person.email, subject=SUBJECTS[worst] if len(items) == 1
             else f"{SUBJECTS[worst]} (and {len(items) - 1} more)",
             text=render_template("learning/mail/reminder.txt", **context),
-            html=render_template("learning/mail/reminder.html", **context),
-        ), organisation_id=organisation_id)
+            html=render_template("learning/mail/reminder.html", **context)))
         report.learner_mails += 1
         report.learner_items += len(items)
         for item in items:
@@ -261,13 +269,13 @@ def send_reminders(organisation_id: int, now: datetime | None = None,
         context = {"name": manager.name or manager.email, "items": items,
                    "organisation": organisation.name,
                    "people": len({r.user_id for r in late_rows})}
-        mail.queue(mail.Mail(
+        outgoing.append(mail.Mail(
             to=manager.email,
             subject=f"Weekly training digest: {len(items)} overdue item"
                     f"{'' if len(items) == 1 else 's'} in your team",
             text=render_template("learning/mail/digest.txt", **context),
-            html=render_template("learning/mail/digest.html", **context),
-        ), organisation_id=organisation_id)
+            html=render_template("learning/mail/digest.html", **context)))
         report.digests += 1
         report.digest_items += len(items)
+    mail.queue_many(outgoing, organisation_id=organisation_id)  # one outbox statement
     return report
