@@ -91,6 +91,8 @@ def parse_address(value: str, name: str = "address") -> tuple[str, str]:
     text = (value or "").strip()
     if not text or "\n" in text or "\r" in text:
         raise ValueError(f"{name}: {value!r} is not an email address")
+    if _ADDRESS_RE.match(text):  # a bare address (most): no header parsing needed
+        return "", text
     pairs = getaddresses([text])
     if len(pairs) != 1 or not _ADDRESS_RE.match(pairs[0][1]):
         raise ValueError(f"{name}: {value!r} is not one email address like "

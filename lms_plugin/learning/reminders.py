@@ -48,7 +48,7 @@ from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 from lms_plugin.learning import assignments
 from lms_plugin.learning.assignments import StatusRow
-from lms_plugin.learning.models import ReminderSent
+from lms_plugin.learning.models import Assignment, ReminderSent
 
 DUE_SOON = timedelta(days=14)
 DUE_VERY_SOON = timedelta(days=3)
@@ -167,15 +167,23 @@ def _links(organisation_id: int, pairs: set[tuple[int, int]], titles: dict[int, 
     return {pair: known.get(pair) or f"{base}/modules/{titles[pair[1]][0]}" for pair in pairs}
 
 
-def _people(ids: Iterable[int]) -> dict[int, Any]:
-    """id -> row (id, name, email, active, manager_id): columns only, no ORM objects (a run
-    may read tens of thousands of people)."""
-    ids = sorted(set(ids))
-    if not ids:
-        return {}
-    return {row.id: row for row in db.session.execute(
-        select(User.id, User.name, User.email, User.active, User.manager_id)
-        .where(User.id.in_(ids)))}
+_PERSON_COLUMNS = (User.id, User.name, User.email, User.active, User.manager_id)
+
+
+def _assigned_people(organisation_id: int) -> tuple[dict[int, Any], dict[int, Any]]:
+    """(people with an open assignment, their managers): id -> row (id, name, email,
+    active, manager_id). Columns only, and selected by subqueries rather than a list of ids
+    (a run may concern tens of thousands of people): two statements."""
+    assigned = select(Assignment.user_id).where(Assignment.organisation_id == organisation_id,
+                                                Assignment.closed_at.is_(None))
+    people = {row.id: row for row in db.session.execute(
+        select(*_PERSON_COLUMNS).where(User.organisation_id == organisation_id,
+                                       User.id.in_(assigned)))}
+    managers = {row.id: row for row in db.session.execute(
+        select(*_PERSON_COLUMNS).where(User.id.in_(
+            select(User.manager_id).where(User.organisation_id == organisation_id,
+                                          User.id.in_(assigned)))))}
+    return people, managers
 
 
 def _mailable(person: Any) -> bool:
@@ -214,9 +222,7 @@ def send_reminders(organisation_id: int, now: datetime | None = None,
     due = [(row, kind) for row in rows if (kind := threshold(row, now)) is not None]
     late = [row for row in rows if row.status in DIGEST_STATUSES and row.due_at is not None
             and row.due_at <= now]
-    # Only the people something is due for (not everyone assigned): one read.
-    people = _people([row.user_id for row, _ in due] + [row.user_id for row in late])
-    managers = _people(p.manager_id for p in people.values() if p.manager_id)
+    people, managers = _assigned_people(organisation_id)
     reachable = {uid for uid, p in people.items() if _mailable(p)}
     titles = _titles([row.module_id for row, _ in due] + [row.module_id for row in late])
     pairs = {(row.user_id, row.module_id) for row, _ in due if row.user_id in reachable}
@@ -224,9 +230,15 @@ def send_reminders(organisation_id: int, now: datetime | None = None,
     links = _links(organisation_id, pairs, titles, base_url)
 
     report = ReminderReport()
-    entries = [{"key": ledger_key(kind, row), "kind": kind, "recipient_id": row.user_id,
+    # Keys already in the ledger for open assignments (one read) are not offered again: a
+    # re-run then inserts nothing. The INSERT … ON CONFLICT below still decides races.
+    sent = set(db.session.scalars(select(ReminderSent.key).where(
+        ReminderSent.assignment_id.in_(select(Assignment.id).where(
+            Assignment.organisation_id == organisation_id, Assignment.closed_at.is_(None))))))
+    entries = [{"key": key, "kind": kind, "recipient_id": row.user_id,
                 "assignment_id": row.assignment_id}
-               for row, kind in due if row.user_id in reachable]
+               for row, kind in due if row.user_id in reachable
+               and (key := ledger_key(kind, row)) not in sent]
     claimed = claim(organisation_id, entries, now)
     outgoing: list[mail.Mail] = []
     per_person: dict[int, list[dict]] = defaultdict(list)
