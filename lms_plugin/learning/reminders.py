@@ -179,8 +179,9 @@ def _assigned_people(organisation_id: int) -> tuple[dict[int, Any], dict[int, An
     people = {row.id: row for row in db.session.execute(
         select(*_PERSON_COLUMNS).where(User.organisation_id == organisation_id,
                                        User.id.in_(assigned)))}
+    # A manager of the same organisation only: another organisation never reads these names.
     managers = {row.id: row for row in db.session.execute(
-        select(*_PERSON_COLUMNS).where(User.id.in_(
+        select(*_PERSON_COLUMNS).where(User.organisation_id == organisation_id, User.id.in_(
             select(User.manager_id).where(User.organisation_id == organisation_id,
                                           User.id.in_(assigned)))))}
     return people, managers

@@ -247,3 +247,14 @@ def test_reads_do_not_grow_with_the_number_of_people(app, factory, module):
     many = selects(DUE - timedelta(days=2))
     assert few[1] == 2 and many[1] == 6
     assert many[0] == few[0], (few, many)
+
+
+def test_a_manager_in_another_organisation_gets_no_digest(app, factory, module):
+    org = module["organisation_id"]
+    manager, nurse_a, nurse_b = team(app, factory, org)
+    outsider = factory.user("admin", org="Other Health")
+    update_user(app, nurse_b, manager_id=outsider)
+    report = run(app, org, DUE + timedelta(hours=1))
+    assert (report.digests, report.digest_items) == (1, 1)  # only the home manager's
+    to = {p["to"] for p in mail_jobs(app) if p["subject"].startswith("Weekly")}
+    assert to == {factory.email_of(manager)}
