@@ -108,6 +108,20 @@ def set_grade_policy(organisation: str, policy: str) -> None:
     click.echo(f"Grade policy of {org.name}: {org.grade_policy}.")
 
 
+@org_cli.command("set-expiring-window")
+@click.argument("organisation")
+@click.argument("days", type=click.IntRange(0, 365))
+def set_expiring_window(organisation: str, days: int) -> None:
+    """Days before a completion lapses that its assignment shows "expiring soon" (30)."""
+    try:
+        org = services.set_expiring_window(organisation, days)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Expiring-soon window of {org.name}: {org.expiring_soon_days} days.")
+
+
 @users_cli.command("sign-out")
 @click.option("--email", required=True, help="Email of the person to sign out everywhere.")
 def sign_out(email: str) -> None:

@@ -163,6 +163,23 @@ def resolve_organisation(name: str | None) -> Organisation:
                            "name one with --organisation", field="organisation")
 
 
+def set_expiring_window(organisation: str, days: int) -> Organisation:
+    """How many days before a completion lapses its assignment shows "expiring soon"
+    (default 30; ``learning.assignments.status_rows``). NotFound for an unknown
+    organisation, ValidationFailed unless 0..365. Audited (before/after); flushes."""
+    if not 0 <= days <= 365:
+        raise ValidationFailed("The window must be 0 to 365 days", field="expiring_soon_days")
+    org = find_organisation(organisation)
+    if org.expiring_soon_days != days:
+        record_audit("organisation.set_expiring_window", actor=None, organisation_id=org.id,
+                     target=("organisation", org.id),
+                     details={"before": {"expiring_soon_days": org.expiring_soon_days},
+                              "after": {"expiring_soon_days": days}})
+        org.expiring_soon_days = days
+        db.session.flush()
+    return org
+
+
 def set_grade_policy(organisation: str, policy: str) -> Organisation:
     """Choose which graded attempt the LMS gradebook shows for everyone in ``organisation``
     (a slug or name): ``"highest"`` (the highest graded attempt of the current validity

@@ -32,7 +32,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from lms_plugin.accounts.models import Organisation, User
 from lms_plugin.accounts.services import record_audit
@@ -205,15 +216,35 @@ def remove_rule(organisation_id: int, rule_id: int, *, actor: User | None,
 
 
 # --------------------------------------------------------------------------- evaluation
-def _audience_matches(rule, user):
-    """SQL: ``user`` is in ``rule``'s audience (each kind with values must match)."""
-    conditions = []
-    for kind in AUDIENCE_KINDS:
-        of_kind = and_(RuleAudience.rule_id == rule.id, RuleAudience.kind == kind)
-        conditions.append(or_(
-            ~exists().where(of_kind),
-            exists().where(of_kind, RuleAudience.value == getattr(user, kind))))
-    return and_(*conditions)
+def _audience_pairs(organisation_id: int, user_id: int | None):
+    """Subquery (rule_id, user_id): every active person in every current rule's audience
+    whose module has a published version. Set-based: "everyone" rules join the people of the
+    organisation; the others join ``rule_audience`` to the people on each kind's column
+    (three hash joins) and keep the (rule, person) pairs that matched every kind the rule
+    names (within a kind any value matches)."""
+    rule, user = AssignmentRule, User
+    current = and_(rule.organisation_id == organisation_id, rule.removed_at.is_(None),
+                   _has_published(rule.module_id))
+    people = and_(user.organisation_id == organisation_id, user.active.is_(True))
+    if user_id is not None:
+        people = and_(people, user.id == user_id)
+    everyone = (select(rule.id.label("rule_id"), user.id.label("user_id"))
+                .select_from(rule).join(user, people)
+                .where(current, ~exists().where(RuleAudience.rule_id == rule.id)))
+    kinds = (select(RuleAudience.rule_id, func.count(func.distinct(RuleAudience.kind))
+                    .label("kinds"))
+             .group_by(RuleAudience.rule_id).subquery("kinds"))
+    hits = union_all(*(
+        select(RuleAudience.rule_id.label("rule_id"), user.id.label("user_id"))
+        .select_from(RuleAudience)
+        .join(rule, and_(rule.id == RuleAudience.rule_id, current))
+        .join(user, and_(people, getattr(user, kind) == RuleAudience.value))
+        .where(RuleAudience.kind == kind) for kind in AUDIENCE_KINDS)).subquery("hits")
+    targeted = (select(hits.c.rule_id, hits.c.user_id)
+                .join(kinds, kinds.c.rule_id == hits.c.rule_id)
+                .group_by(hits.c.rule_id, hits.c.user_id, kinds.c.kinds)
+                .having(func.count() == kinds.c.kinds))
+    return union_all(everyone, targeted).subquery("audience")
 
 
 def _has_published(module_id_column):
@@ -251,20 +282,30 @@ def evaluate(organisation_id: int, now: datetime, *, user_id: int | None = None)
         return Evaluation(opened=[], closed=[])  # no rule, nothing open: a read, no write
     due = case((rule.due_on.is_not(None), rule.due_on),
                else_=add_days(_ts(now), rule.due_days))
-    chosen = select(rule.organisation_id, rule.id, user.id, rule.module_id, _ts(now), due) \
-        .select_from(rule).join(user, user.organisation_id == rule.organisation_id) \
-        .where(rule.organisation_id == organisation_id, rule.removed_at.is_(None),
-               user.active.is_(True), _audience_matches(rule, user),
-               _has_published(rule.module_id),
-               ~exists().where(Assignment.rule_id == rule.id, Assignment.user_id == user.id,
-                               Assignment.closed_at.is_(None)))
-    if user_id is not None:
-        chosen = chosen.where(user.id == user_id)
+    wanted = _audience_pairs(organisation_id, user_id)
+    chosen = (select(rule.organisation_id, wanted.c.rule_id, wanted.c.user_id, rule.module_id,
+                     _ts(now), due)
+              .select_from(wanted).join(rule, rule.id == wanted.c.rule_id)
+              .where(~exists().where(Assignment.rule_id == wanted.c.rule_id,
+                                     Assignment.user_id == wanted.c.user_id,
+                                     Assignment.closed_at.is_(None))))
     opened = db.session.scalars(
         insert(Assignment).from_select(
             ["organisation_id", "rule_id", "user_id", "module_id", "assigned_at", "due_at"],
             chosen).returning(Assignment.id)).all()
 
+    # The open assignments no longer wanted: an anti-join (LEFT JOIN … IS NULL) against the
+    # audience pairs, which PostgreSQL runs as hash joins (a correlated NOT EXISTS over the
+    # union was re-run per row).
+    still = _audience_pairs(organisation_id, user_id)
+    mine = Assignment.__table__.alias("mine")
+    gone = (select(mine.c.id).select_from(mine)
+            .outerjoin(still, and_(still.c.rule_id == mine.c.rule_id,
+                                   still.c.user_id == mine.c.user_id))
+            .where(mine.c.organisation_id == organisation_id, mine.c.closed_at.is_(None),
+                   still.c.rule_id.is_(None)))
+    if user_id is not None:
+        gone = gone.where(mine.c.user_id == user_id)
     reason = case((rule.removed_at.is_not(None), "rule_removed"),
                   (~_has_published(Assignment.module_id), "module_retired"),
                   (user.active.is_(False), "left"), else_="audience")
@@ -272,8 +313,7 @@ def evaluate(organisation_id: int, now: datetime, *, user_id: int | None = None)
                .where(Assignment.rule_id == rule.id, Assignment.user_id == user.id,
                       Assignment.organisation_id == organisation_id,
                       Assignment.closed_at.is_(None),
-                      or_(rule.removed_at.is_not(None), ~_has_published(Assignment.module_id),
-                          user.active.is_(False), ~_audience_matches(rule, user)))
+                      Assignment.id.in_(gone))
                .values(closed_at=now, closed_reason=reason)
                .returning(Assignment.id))
     if user_id is not None:
@@ -290,7 +330,9 @@ class StatusRow:
 
     Times are aware UTC datetimes. ``due_at``: when it is (or was) due now — None while a
     never-expiring completion holds; ``valid_until``: end of the current completion's
-    validity (None = never, or no valid completion); ``attempts_allowed`` None = unlimited.
+    validity (None = never, or no valid completion); ``attempts_used`` / ``attempts_allowed``
+    (None = unlimited) count in the current cycle and are only read while no completion is
+    valid (0 / None otherwise).
     """
 
     assignment_id: int
@@ -397,13 +439,18 @@ def _status_query(organisation_id: int, now: datetime, user_id: int | None,
                .where(AttemptGrant.user_id == g.c.user_id,
                       AttemptGrant.module_id == g.c.module_id,
                       AttemptGrant.granted_at >= since).scalar_subquery())
+    # While a completion is valid the attempt facts do not decide the status: CASE skips
+    # their subqueries for those rows (most rows, in a trained workforce).
+    valid_now = and_(g.c.last_completed.is_not(None), g.c.valid_until > _ts(now))
     return select(g.c.assignment_id, g.c.rule_id, g.c.user_id, g.c.module_id,
                   g.c.assigned_at, g.c.due_at, g.c.last_completed, g.c.valid_until,
                   g.c.retrain, g.c.floor_go_live, cycle_start.label("cycle_start"),
-                  used.label("used"), open_attempt.label("open_attempt"),
-                  lessons.label("lessons"), limit.label("attempt_limit"),
-                  granted.label("granted")).order_by(g.c.user_id, g.c.module_id,
-                                                     g.c.assignment_id)
+                  case((valid_now, 0), else_=used).label("used"),
+                  case((valid_now, False), else_=open_attempt).label("open_attempt"),
+                  case((valid_now, False), else_=lessons).label("lessons"),
+                  case((valid_now, None), else_=limit).label("attempt_limit"),
+                  case((valid_now, 0), else_=granted).label("granted")) \
+        .order_by(g.c.user_id, g.c.module_id, g.c.assignment_id)
 
 
 def classify(row, now: datetime, window: timedelta) -> StatusRow:

@@ -95,3 +95,17 @@ def test_publishing_queues_an_evaluation_that_assigns(app, factory):
 
 def test_nightly_evaluation_is_scheduled():
     assert tasks.EVALUATE_ALL in {p.kind for p in schedule.periodic_jobs()}
+
+
+def test_expiring_window_setting(app, factory):
+    from lms_plugin.accounts.models import Organisation
+    build_module(app)
+    result = run(app, "org", "set-expiring-window", "general-hospital", "45")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.scalar(select(Organisation.expiring_soon_days)) == 45
+        audit = db.session.scalar(select(AuditEvent).where(
+            AuditEvent.action == "organisation.set_expiring_window"))
+        assert audit.details == {"before": {"expiring_soon_days": 30},
+                                 "after": {"expiring_soon_days": 45}}
+    assert run(app, "org", "set-expiring-window", "general-hospital", "400").exit_code != 0
