@@ -112,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
     from lms_plugin.accounts import views as accounts_views
     from lms_plugin.catalog import views as catalog_views
     from lms_plugin.jobs import views as jobs_views
+    from lms_plugin.learning import admin_views as learning_admin_views
     from lms_plugin.learning import views as learning_views
     from lms_plugin.lti import deep_linking_views as lti_deep_linking_views
     from lms_plugin.lti import registration_views as lti_registration_views
@@ -123,6 +124,7 @@ def register_blueprints(app: Flask) -> None:
         accounts_views.bp,
         catalog_views.bp,
         learning_views.bp,
+        learning_admin_views.bp,
         jobs_views.bp,
         lti_registration_views.bp,
         lti_views.bp,
@@ -152,9 +154,12 @@ def register_commands(app: Flask) -> None:
 
 def register_subscribers(app: Flask) -> None:
     """Connect each package's receivers of the domain events (lms_plugin/events.py)."""
-    from lms_plugin import lti
+    from lms_plugin import events, jobs, lti
+    from lms_plugin.learning import tasks as learning_tasks
 
+    jobs.subscribe(app)  # mail.queue -> a mail.send outbox job
     lti.subscribe(app)
+    events.version_published.connect(learning_tasks.enqueue_evaluation, sender=app)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -35,6 +35,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "platform": ("lms_plugin.lti.cli:platform_cli",
                  "Register LMS platforms (Moodle, Canvas) for LTI 1.3."),
     "keys": ("lms_plugin.lti.cli:keys_cli", "The tool's LTI signing keys."),
+    "assignments": ("lms_plugin.learning.cli:assignments_cli",
+                    "Assignment rules: who must complete which module, by when."),
+    "attempts": ("lms_plugin.learning.cli:attempts_cli",
+                 "Extra quiz attempts for a person (audited)."),
+    "staff": ("lms_plugin.learning.cli:staff_cli",
+              "Staff profiles: import the HR roster (CSV or Excel)."),
 }
 
 

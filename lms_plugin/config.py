@@ -61,6 +61,15 @@ ENV_VARS: dict[str, str] = {
     "LTI_COOKIE_CHECK": "1 (default) shows the cookie check before the OIDC login redirect",
     "LTI_STORE_PREFIX": "Redis key prefix of LTI state, nonces and access tokens (lms:lti:)",
     "SESSION_STORE_PREFIX": "Redis key prefix of server-side sessions (lms:session:)",
+    "MAIL_BACKEND": "file (default: .eml files under MAIL_FILE_DIR, nothing is sent) or smtp",
+    "MAIL_FILE_DIR": "folder of the file backend's .eml files (default instance/mail)",
+    "MAIL_SERVER": "SMTP server host name (required with MAIL_BACKEND=smtp)",
+    "MAIL_PORT": "SMTP port (default 587 with MAIL_USE_TLS, else 25)",
+    "MAIL_USE_TLS": "1 upgrades the SMTP connection with STARTTLS before any login (default 0)",
+    "MAIL_USERNAME": "SMTP login name (optional; with MAIL_PASSWORD)",
+    "MAIL_PASSWORD": "SMTP password (with MAIL_USERNAME)",
+    "MAIL_FROM": "sender address of the tool's mail, e.g. Training <no-reply@hospital.org>",
+    "MAIL_TIMEOUT": "total deadline of one SMTP delivery, connect to last reply (default 30s)",
 }
 
 
@@ -315,6 +324,57 @@ def _demo(value: str, production: bool) -> bool:
     return True
 
 
+#: The sender when MAIL_FROM is unset (development only: production with SMTP needs one).
+DEFAULT_MAIL_FROM = "Clinical training <no-reply@lms-plugin.localhost>"
+
+
+def _mail(env: Mapping[str, str], instance: Path, production: bool) -> dict[str, Any]:
+    """The mail settings (:mod:`lms_plugin.mail`). The file backend is the default so that
+    nothing leaves a developer's machine; SMTP needs a server, and in production an explicit
+    sender, and a login only over STARTTLS (RFC 3207) so the password never crosses the
+    network in clear."""
+    from lms_plugin.mail import parse_address
+
+    backend = env.get("MAIL_BACKEND", "").strip().lower() or "file"
+    if backend not in ("file", "smtp"):
+        raise ConfigError(f"MAIL_BACKEND must be file or smtp, not {backend!r}")
+    use_tls = _flag("MAIL_USE_TLS", env, False)
+    server = env.get("MAIL_SERVER", "").strip()
+    if backend == "smtp" and not server:
+        raise ConfigError("MAIL_SERVER is not set; it is required when MAIL_BACKEND=smtp")
+    raw_port = env.get("MAIL_PORT", "").strip()
+    if raw_port and (not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535):
+        raise ConfigError(f"MAIL_PORT must be a port number from 1 to 65535, not {raw_port!r}")
+    port = int(raw_port) if raw_port else (587 if use_tls else 25)
+    username = env.get("MAIL_USERNAME", "").strip()
+    password = env.get("MAIL_PASSWORD", "")
+    if bool(username) != bool(password):
+        raise ConfigError("MAIL_USERNAME and MAIL_PASSWORD go together: set both or neither")
+    if production and backend == "smtp" and username and not use_tls:
+        raise ConfigError("MAIL_USERNAME needs MAIL_USE_TLS=1 when LMS_ENV=production "
+                          "(the SMTP password would cross the network in clear)")
+    sender = env.get("MAIL_FROM", "").strip()
+    if production and backend == "smtp" and not sender:
+        raise ConfigError("MAIL_FROM is not set; it is required when LMS_ENV=production and "
+                          "MAIL_BACKEND=smtp (e.g. Training <no-reply@hospital.org>)")
+    try:
+        parse_address(sender or DEFAULT_MAIL_FROM, "MAIL_FROM")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    folder = env.get("MAIL_FILE_DIR", "").strip()
+    return {
+        "MAIL_BACKEND": backend,
+        "MAIL_FILE_DIR": str(Path(folder) if folder else instance / "mail"),
+        "MAIL_SERVER": server,
+        "MAIL_PORT": port,
+        "MAIL_USE_TLS": use_tls,
+        "MAIL_USERNAME": username,
+        "MAIL_PASSWORD": password,
+        "MAIL_FROM": sender or DEFAULT_MAIL_FROM,
+        "MAIL_TIMEOUT": _seconds("MAIL_TIMEOUT", env, 30.0),
+    }
+
+
 def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from ``env`` (default ``os.environ``); raise ConfigError if unsafe."""
     env = os.environ if env is None else env
@@ -414,4 +474,5 @@ def load_config(instance_path: str | Path, env: Mapping[str, str] | None = None)
         "MAX_CONTENT_LENGTH": 20 * 1024 * 1024,
         **_outbound(env, production),
         **_lti(env),
+        **_mail(env, instance, production),
     }

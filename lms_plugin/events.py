@@ -43,6 +43,25 @@ Keyword argument ``event``: :class:`CompletionRecorded`. Sent after ``attempt_gr
 the same attempt, in the same transaction.
 """)
 
+version_published = _signals.signal("version-published", doc="""\
+A module version was published (``catalog`` content import or editor).
+
+Keyword argument ``event``: :class:`VersionPublished`. ``learning`` re-evaluates the
+organisation's assignment rules (a newly published module gains its assignments) through an
+outbox job, so ``catalog`` never imports ``learning`` (issue 14).
+""")
+
+
+@dataclass(frozen=True)
+class VersionPublished:
+    """Payload of :data:`version_published`: ``when`` is the UTC publication time."""
+
+    organisation_id: int
+    module_id: int
+    version_id: int
+    retraining_required: bool
+    when: datetime
+
 
 @dataclass(frozen=True)
 class AttemptGraded:

@@ -62,7 +62,7 @@ def database_url(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str) -> Iterator[Flask]:
+def app(database_url: str, tmp_path_factory) -> Iterator[Flask]:
     app = create_app({
         "TESTING": True,
         "LMS_ENV": "testing",
@@ -74,6 +74,8 @@ def app(database_url: str) -> Iterator[Flask]:
         "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "lmsdb://",
         "RATELIMIT_KEY_PREFIX": f"lms-test-{os.getpid()}-{uuid.uuid4().hex[:6]}",
         "SERVER_NAME": None,
+        # The file mail backend (the default) writes here, never under the source tree.
+        "MAIL_FILE_DIR": str(tmp_path_factory.mktemp("mail")),
     })
     with app.app_context():
         _db.create_all()

@@ -8,8 +8,10 @@ new URL parameter in ``sample_args``.
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from lms_plugin.authz import AUTHENTICATED, COURSE_AUTHOR, PUBLIC, policy_of
+from lms_plugin.catalog.models import Module
 from tests.catalog.helpers import sample_asset
 from tests.conftest import csrf_token, login
 from tests.jobs.helpers import make_job
@@ -27,6 +29,9 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "accounts.login": (ANY, False),
     "accounts.logout": (SIGNED_IN, False),
     "accounts.change_password": (SIGNED_IN, False),
+    "accounts.forgot_password": (ANY, False),
+    # An unknown link answers 410 ("expired or used"): the page itself is public.
+    "accounts.reset_password": (ANY, False),
     "accounts.user_list": (frozenset({"admin"}), False),
     "accounts.user_detail": (frozenset({"admin"}), True),
     "accounts.audit_log": (frozenset({"admin", "officer"}), False),
@@ -41,6 +46,11 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "learning.submit": (frozenset({"learner", "author", "officer", "admin"}), True),
     "learning.result": (frozenset({"learner", "author", "officer", "admin"}), True),
     "jobs.retry": (frozenset({"admin"}), True),
+    # Assignment rules and the staff roster upload (issue 14).
+    "learning_admin.rules": (frozenset({"admin"}), False),
+    "learning_admin.add_rule": (frozenset({"admin"}), False),
+    "learning_admin.remove_rule": (frozenset({"admin"}), True),
+    "learning_admin.staff_import": (frozenset({"admin"}), False),
     "jobs.retry_failed": (frozenset({"admin"}), False),
     "lti_registration.canvas_config": (ANY, False),
     "lti_registration.dynamic_registration": (ANY, False),
@@ -105,7 +115,26 @@ def sample_args(factory) -> dict[str, object]:
                            status="failed", last_error="sample"),
         # An LMS course of the home organisation whose launches offered NRPS.
         "context_id": sample_context(factory.app),
+        "token": "not-a-real-reset-token",
+        # An assignment rule of the home organisation (on the sample module).
+        "rule_id": _sample_rule(factory.app),
     }
+
+
+def _sample_rule(app) -> int:
+    from lms_plugin.db import utcnow
+    from lms_plugin.extensions import db
+    from lms_plugin.learning import assignments
+    from lms_plugin.learning.models import AssignmentRule
+
+    with app.app_context():
+        module = db.session.scalar(select(Module).where(Module.slug == "sample-module"))
+        rule = AssignmentRule(organisation_id=module.organisation_id, module_id=module.id,
+                              due_days=30, created_at=utcnow())
+        db.session.add(rule)
+        db.session.commit()
+        assert assignments.list_rules(module.organisation_id)
+        return rule.id
 
 
 def test_every_route_has_an_expectation_and_a_policy(app):

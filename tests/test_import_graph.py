@@ -49,7 +49,7 @@ LAYERS: dict[str, int] = {
 }
 DOMAIN_PACKAGES = ("accounts", "catalog", "quizzes", "learning", "jobs")
 BASE_MODULES = {"authz", "clitypes", "config", "db", "errors", "events", "extensions",
-                "markdown", "outbound", "routing"}
+                "mail", "markdown", "outbound", "routing"}
 SHELL_MODULES = {"__init__", "__main__", "cli", "core", "headers", "health", "models",
                  "serve"}
 

@@ -109,6 +109,20 @@ def set_grade_policy(organisation: str, policy: str) -> None:
     click.echo(f"Grade policy of {org.name}: {org.grade_policy}.")
 
 
+@org_cli.command("set-expiring-window")
+@click.argument("organisation")
+@click.argument("days", type=click.IntRange(0, 365))
+def set_expiring_window(organisation: str, days: int) -> None:
+    """Days before a completion lapses that its assignment shows "expiring soon" (30)."""
+    try:
+        org = services.set_expiring_window(organisation, days)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Expiring-soon window of {org.name}: {org.expiring_soon_days} days.")
+
+
 @users_cli.command("sign-out")
 @click.option("--email", required=True, help="Email of the person to sign out everywhere.")
 def sign_out(email: str) -> None:
@@ -120,3 +134,29 @@ def sign_out(email: str) -> None:
         raise click.ClickException(exc.message) from None
     db.session.commit()
     click.echo(f"Signed out {user.email or user.name}: {ended} session(s) ended.")
+
+
+@users_cli.command("reset-password")
+@click.option("--email", required=True, help="Sign-in email of the local account.")
+@click.option("--link", is_flag=True,
+              help="Print a one-hour reset link instead of setting a one-time password.")
+def reset_password(email: str, link: bool) -> None:
+    """Reset a local account's password (the first admin locked out): print a new one-time
+    password, changed at the next sign-in as with ensure-admin; every session of the person
+    ends. With --link, print a single-use reset link instead (nothing is mailed)."""
+    from lms_plugin.accounts import password_reset
+
+    try:
+        if link:
+            user, url = password_reset.issue_reset_link(email, current_app.config["LMS_BASE_URL"])
+        else:
+            user, password = password_reset.issue_one_time_password(email)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    if link:
+        click.echo(f"Reset link for {user.credential.email} (works once, for an hour): {url}")
+    else:
+        click.echo(f"Password of {user.credential.email} reset; every session ended.")
+        click.echo(f"One-time password (change it at first sign-in): {password}")

@@ -2,12 +2,18 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Email, EqualTo, Length
+
+_MISMATCH = "The two passwords are not the same; type the new password twice."
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
 
 
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)],
-                       filters=[lambda v: v.strip() if isinstance(v, str) else v])
+                       filters=[_strip])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
@@ -15,3 +21,20 @@ class ChangePasswordForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired()])
     new_password = PasswordField("New password", validators=[DataRequired(), Length(min=12,
                                                                                    max=1024)])
+    confirm_password = PasswordField("New password again", validators=[
+        DataRequired("Type the new password a second time."),
+        EqualTo("new_password", message=_MISMATCH)])
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)],
+                       filters=[_strip])
+
+
+class ResetPasswordForm(FlaskForm):
+    new_password = PasswordField("New password", validators=[
+        DataRequired(), Length(min=12, max=1024,
+                               message="Choose a password of 12 to 1024 characters.")])
+    confirm_password = PasswordField("New password again", validators=[
+        DataRequired("Type the new password a second time."),
+        EqualTo("new_password", message=_MISMATCH)])

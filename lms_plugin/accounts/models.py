@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask_login import UserMixin
@@ -39,6 +39,8 @@ class Organisation(db.Model):
     #: The built-in demo LMS's own organisation (``lms_plugin.demo``, issue 12.3): never
     #: chosen when a command or a registration names no organisation.
     is_demo: Mapped[bool] = mapped_column(default=False, server_default=false())
+    #: An assignment is "expiring soon" this many days before its completion lapses (issue 14).
+    expiring_soon_days: Mapped[int] = mapped_column(default=30, server_default="30")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -74,7 +76,8 @@ class User(UserMixin, db.Model):
 
     __tablename__ = "user_account"  # "user" is reserved in PostgreSQL
     # The people list: one organisation's people by name, keyset-paginated on (name, id).
-    __table_args__ = (Index("ix_user_account_org_name", "organisation_id", "name", "id"),)
+    __table_args__ = (Index("ix_user_account_org_name", "organisation_id", "name", "id"),
+                      UniqueConstraint("organisation_id", "employee_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
@@ -83,7 +86,15 @@ class User(UserMixin, db.Model):
     job_role: Mapped[str | None] = mapped_column(String(100))
     department: Mapped[str | None] = mapped_column(String(100))
     facility: Mapped[str | None] = mapped_column(String(100))
+    # Staff profile (issue 14): HR's id (unique per organisation), hire date, line manager.
+    # CE identifiers (profession, NPI, licence…) are not here: ``credits`` asks at claim time.
+    employee_id: Mapped[str | None] = mapped_column(String(64))
+    hire_date: Mapped[date | None]
+    manager_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
+    # A leaver: inactive since then, never deleted (their records stay in history).
+    left_at: Mapped[datetime | None]
     # Part of the Flask-Login id: changing it (password change, "sign out everywhere")
     # invalidates every existing session of this user.
     session_token: Mapped[str] = mapped_column(String(64), default=new_session_token)
@@ -211,3 +222,24 @@ class AuditEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     actor: Mapped[User | None] = relationship(lazy="joined")
+
+
+class PasswordResetToken(db.Model):
+    """One emailed "reset your password" link (issue 12 item 7).
+
+    Only the SHA-256 of the token is stored (a copy of the table resets nobody's password).
+    Single use: ``used_at`` is set by one conditional UPDATE, so two tabs submitting the same
+    link change the password once. Expires ``accounts.password_reset.TOKEN_LIFETIME`` after
+    it was issued; asking again replaces every earlier unused link of the person.
+    """
+
+    __tablename__ = "password_reset_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -168,6 +168,23 @@ def resolve_organisation(name: str | None) -> Organisation:
                            "name one with --organisation", field="organisation")
 
 
+def set_expiring_window(organisation: str, days: int) -> Organisation:
+    """How many days before a completion lapses its assignment shows "expiring soon"
+    (default 30; ``learning.assignments.status_rows``). NotFound for an unknown
+    organisation, ValidationFailed unless 0..365. Audited (before/after); flushes."""
+    if not 0 <= days <= 365:
+        raise ValidationFailed("The window must be 0 to 365 days", field="expiring_soon_days")
+    org = find_organisation(organisation)
+    if org.expiring_soon_days != days:
+        record_audit("organisation.set_expiring_window", actor=None, organisation_id=org.id,
+                     target=("organisation", org.id),
+                     details={"before": {"expiring_soon_days": org.expiring_soon_days},
+                              "after": {"expiring_soon_days": days}})
+        org.expiring_soon_days = days
+        db.session.flush()
+    return org
+
+
 def set_grade_policy(organisation: str, policy: str) -> Organisation:
     """Choose which graded attempt the LMS gradebook shows for everyone in ``organisation``
     (a slug or name): ``"highest"`` (the highest graded attempt of the current validity
@@ -212,6 +229,14 @@ def hash_password(password: str) -> str:
     """An argon2id hash of ``password`` at the cost of ``LMS_PASSWORD_HASH_PROFILE``
     (``standard``: RFC 9106 section 4, argon2-cffi's default; ``fast``: tests only)."""
     return _hasher().hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash`` (argon2; False for a malformed hash)."""
+    try:
+        return _hasher().verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def normalise_email(email: str) -> str:
@@ -375,7 +400,8 @@ def change_password(user: User, current: str, new: str, keep_session: str | None
 
     Every other session of the person ends (server-side records and the per-person token);
     ``keep_session`` (the session id of the browser making the change) survives. Raises
-    ValidationFailed naming the field for a wrong current or a too-short new password.
+    ValidationFailed naming the field for a wrong current password, or a new one that is too
+    short or the same as the current (one-time) password.
     """
     cred = user.credential
     if cred is None:
@@ -389,6 +415,10 @@ def change_password(user: User, current: str, new: str, keep_session: str | None
             f"new password must be at least {MIN_PASSWORD_LENGTH} characters",
             field="new_password",
         )
+    if secrets.compare_digest(new.encode(), current.encode()):
+        # The one-time password printed by the CLI must not stay in use (issue 12.7).
+        raise ValidationFailed("Choose a password different from your current (or one-time) "
+                               "password.", field="new_password")
     cred.password_hash = hash_password(new)
     cred.must_change_password = False
     user.session_token = secrets.token_urlsafe(24)  # sign out every other session

@@ -10,6 +10,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -17,10 +18,15 @@ from flask import (
 )
 from flask_login import current_user
 
-from lms_plugin.accounts import services, signin
-from lms_plugin.accounts.forms import ChangePasswordForm, LoginForm
+from lms_plugin.accounts import password_reset, services, signin, tasks
+from lms_plugin.accounts.forms import (
+    ChangePasswordForm,
+    ForgotPasswordForm,
+    LoginForm,
+    ResetPasswordForm,
+)
 from lms_plugin.authz import AUTHENTICATED, PUBLIC, ROLES, allow
-from lms_plugin.errors import ValidationFailed
+from lms_plugin.errors import NotFound, ValidationFailed
 from lms_plugin.extensions import db, limiter
 from lms_plugin.routing import query_int
 
@@ -108,6 +114,74 @@ def login():
         form.password.errors.append("Email or password is not correct.")
     status = 422 if request.method == "POST" else 200
     return render_template("accounts/login.html", form=form), status
+
+
+def _accepted(response) -> bool:
+    return response.status_code == 200
+
+
+def _not_done(response) -> bool:
+    return response.status_code != 302
+
+
+def _reset_email_key() -> str:
+    # Per address asked about, whoever asks: nobody is mail-bombed from many addresses.
+    return f"reset-email:{_email()}"
+
+
+@bp.route("/auth/forgot", methods=["GET", "POST"])
+@allow(PUBLIC)
+# Every accepted request counts (the answer is the same for known and unknown addresses):
+# per address like sign-in, and per email asked about. A breach shows _retry_message's words.
+@limiter.limit(_address_limit, methods=["POST"], deduct_when=_accepted,
+               error_message=_retry_message)
+@limiter.limit(_pair_limit, methods=["POST"], key_func=_reset_email_key,
+               deduct_when=_accepted, error_message=_retry_message)
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        tasks.queue_reset_request(form.email.data)  # the same work for any address
+        db.session.commit()
+        minutes = int(password_reset.TOKEN_LIFETIME.total_seconds() // 60)
+        return render_template("accounts/forgot.html", form=form, sent=form.email.data,
+                               minutes=minutes)
+    status = 422 if request.method == "POST" else 200
+    return render_template("accounts/forgot.html", form=form, sent=None), status
+
+
+def _no_referrer(response):
+    # The token is in the path: never hand it to another site in a Referer header.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.route(password_reset.RESET_PATH + "<string(maxlength=200):token>", methods=["GET", "POST"])
+@allow(PUBLIC)
+# Refused submissions count per address (a token is 256 random bits: this only keeps a
+# script from hammering the page).
+@limiter.limit(_address_limit, methods=["POST"], deduct_when=_not_done,
+               error_message=_retry_message)
+def reset_password(token: str):
+    form = ResetPasswordForm()
+    try:
+        person = password_reset.check_token(token)
+        if form.validate_on_submit():
+            try:
+                password_reset.reset_password(token, form.new_password.data)
+            except ValidationFailed as exc:
+                db.session.rollback()
+                getattr(form, exc.field or "new_password").errors.append(exc.message)
+            else:
+                db.session.commit()
+                flash("Your password has been changed. Sign in with the new password.", "info")
+                return _no_referrer(redirect(url_for("accounts.login")))
+    except NotFound as exc:
+        db.session.rollback()
+        return _no_referrer(make_response(render_template(
+            "accounts/reset.html", form=form, invalid=exc.message), 410))
+    status = 422 if request.method == "POST" else 200
+    return _no_referrer(make_response(render_template(
+        "accounts/reset.html", form=form, person=person, invalid=None), status))
 
 
 @bp.route("/auth/logout", methods=["POST"])

@@ -85,6 +85,9 @@ class ModuleVersion(db.Model):
     number: Mapped[int]
     status: Mapped[str] = mapped_column(String(20), default="draft")
     retraining_required: Mapped[bool] = mapped_column(default=False)
+    # When a retraining-required version takes effect (an EHR upgrade's go-live); None =
+    # at publication. Until then earlier completions still count (issue 14).
+    go_live_at: Mapped[datetime | None]
     change_notes: Mapped[str] = mapped_column(Text, default="")
     # sha256 of the normalised source (files or editor): an unchanged import makes no version.
     content_hash: Mapped[str] = mapped_column(String(64))

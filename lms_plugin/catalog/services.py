@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
 
+from lms_plugin import events
 from lms_plugin.accounts.models import Organisation, User
 from lms_plugin.accounts.services import record_audit
 from lms_plugin.catalog.content_format import (
@@ -287,6 +288,12 @@ def _fill_version(version: ModuleVersion, spec: ModuleSpec, content_hash: str) -
     _sync_lessons(version, spec.lessons)
     _sync_questions(version, spec.questions)
     db.session.flush()
+    if version.status == "published":
+        module = db.session.get(Module, version.module_id)
+        events.announce(events.version_published, events.VersionPublished(
+            organisation_id=module.organisation_id, module_id=module.id,
+            version_id=version.id, retraining_required=version.retraining_required,
+            when=version.published_at))
     return version
 
 

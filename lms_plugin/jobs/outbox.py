@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from lms_plugin.config import job_seconds
@@ -34,6 +34,25 @@ def is_postgres() -> bool:
     return db.session.get_bind().dialect.name == "postgresql"
 
 
+def _checked_kind(kind: str) -> str:
+    kind = (kind or "").strip()
+    if not kind or len(kind) > 100:
+        raise ValidationFailed("a job needs a kind of 1 to 100 characters", field="kind")
+    return kind
+
+
+def _json_payloads(payloads: list[Any]) -> list[dict[str, Any]]:
+    """Copies of ``payloads`` as JSON stores them; ValidationFailed unless each is a
+    JSON-serialisable object."""
+    if not all(isinstance(p, dict) for p in payloads):
+        raise ValidationFailed("a job payload must be a JSON object", field="payload")
+    try:
+        return json.loads(json.dumps(payloads))
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"job payload is not JSON-serialisable: {exc}",
+                               field="payload") from None
+
+
 def enqueue(kind: str, payload: dict[str, Any], *, organisation_id: int | None = None,
             coalesce_key: str | None = None, event_at: datetime | None = None,
             now: datetime | None = None, not_before: datetime | None = None) -> OutboxJob:
@@ -46,16 +65,8 @@ def enqueue(kind: str, payload: dict[str, Any], *, organisation_id: int | None =
     enqueue wins. ``not_before`` delays the first attempt (spreading a fan-out over time);
     the give-up window starts then.
     """
-    kind = (kind or "").strip()
-    if not kind or len(kind) > 100:
-        raise ValidationFailed("a job needs a kind of 1 to 100 characters", field="kind")
-    if not isinstance(payload, dict):
-        raise ValidationFailed("a job payload must be a JSON object", field="payload")
-    try:
-        payload = json.loads(json.dumps(payload))
-    except (TypeError, ValueError) as exc:
-        raise ValidationFailed(f"job payload is not JSON-serialisable: {exc}",
-                               field="payload") from None
+    kind = _checked_kind(kind)
+    [payload] = _json_payloads([payload])
     if coalesce_key is not None and not (0 < len(coalesce_key) <= 255):
         raise ValidationFailed("coalesce_key must be 1 to 255 characters", field="coalesce_key")
     now = now or utcnow()
@@ -99,6 +110,25 @@ def enqueue(kind: str, payload: dict[str, Any], *, organisation_id: int | None =
     db.session.flush()
     return job
 
+
+def enqueue_many(kind: str, payloads: list[dict[str, Any]], *,
+                 organisation_id: int | None = None, now: datetime | None = None) -> int:
+    """Add one job of ``kind`` per payload in one statement (an executemany), in the
+    caller's transaction; how many. For fan-outs of independent jobs (a reminder run's
+    mails): no coalescing, each job due at once. Raises ValidationFailed like
+    :func:`enqueue` for a bad kind or a payload that is not a JSON object."""
+    kind = _checked_kind(kind)
+    if not payloads:
+        return 0
+    payloads = _json_payloads(payloads)
+    now = now or utcnow()
+    give_up_at = now + timedelta(seconds=setting("LMS_JOB_GIVE_UP_AFTER"))
+    db.session.execute(insert(OutboxJob), [
+        {"organisation_id": organisation_id, "kind": kind, "payload": payload,
+         "coalesce_key": None, "event_at": now, "status": PENDING, "attempts": 0,
+         "next_attempt_at": now, "created_at": now, "updated_at": now,
+         "give_up_at": give_up_at} for payload in payloads])
+    return len(payloads)
 
 
 def newer_job_id(job: OutboxJob) -> int | None:

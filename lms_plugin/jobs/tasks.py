@@ -1,12 +1,12 @@
-"""The outbox's own jobs: hourly pruning of finished jobs, and "retry all failed" in the
-background. Imported by the worker's handler discovery."""
+"""The outbox's own jobs: hourly pruning of finished jobs, "retry all failed" in the
+background, and ``mail.send`` (one mail to deliver). Imported by the worker's handler discovery."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from lms_plugin.jobs import queries, schedule
+from lms_plugin.jobs import mail_jobs, queries, schedule
 from lms_plugin.jobs.outbox import enqueue
 from lms_plugin.jobs.registry import JobContext, job_handler
 
@@ -30,6 +30,12 @@ def run_prune(payload: dict[str, Any], ctx: JobContext) -> None:
 def run_retry_all(payload: dict[str, Any], ctx: JobContext) -> None:
     """One stretch of an organisation's "retry all failed" (see the service)."""
     queries.continue_retry_all(payload, ctx.now)
+
+
+@job_handler(mail_jobs.MAIL_KIND)
+def run_mail_send(payload: dict[str, Any], ctx: JobContext) -> None:
+    """Deliver one mail (``jobs.mail_jobs.send``): retried while the server is away."""
+    mail_jobs.send(payload, ctx)
 
 
 schedule.every(queries.PRUNE_KIND, PRUNE_INTERVAL)

@@ -25,6 +25,7 @@ from lms_plugin.catalog import services as catalog
 from lms_plugin.catalog.models import Lesson, Module, ModuleVersion, Question
 from lms_plugin.errors import NotFound
 from lms_plugin.extensions import db
+from lms_plugin.learning import assignments
 from lms_plugin.learning.models import Completion, LessonProgress
 from lms_plugin.quizzes import services as quizzes
 from lms_plugin.quizzes.models import Attempt
@@ -164,6 +165,32 @@ def period_start_of(completions: Iterable[tuple[datetime, datetime | None]],
     return start
 
 
+def counting_start(user_id: int, module_id: int, now: datetime) -> datetime | None:
+    """Where the attempt limit starts counting: the later of the validity period's start
+    (:func:`validity_period_start`) and the go-live of the module's live retraining-required
+    version (a new assignment cycle, issue 14), None = from the beginning. Extra attempts an
+    admin granted count from the same moment (``assignments.extra_attempts``)."""
+    since = validity_period_start(user_id, module_id, now)
+    floor = retraining_floor_of([module_id], now).get(module_id)
+    if floor is not None and (since is None or floor[1] > since):
+        since = floor[1]
+    return since
+
+
+def retraining_floor_of(module_ids: Iterable[int],
+                        now: datetime) -> dict[int, tuple[int, datetime]]:
+    """module id -> (number, go-live) of its newest published retraining-required version
+    live at ``now``: completions of earlier versions no longer count. The one retraining
+    rule (``assignments.retraining_floors``), read for several modules in one statement."""
+    ids = list(module_ids)
+    if not ids:
+        return {}
+    floor = assignments.retraining_floors(now)
+    return {module_id: (number, go_live) for module_id, number, go_live in db.session.execute(
+        select(floor.c.module_id, floor.c.number, floor.c.go_live)
+        .where(floor.c.module_id.in_(ids)))}
+
+
 def start_quiz(user_id: int, version_id: int, now: datetime, *,
                preview: bool = False) -> Attempt:
     """Start (or resume) a quiz attempt, counting the attempt limit in the learner's current
@@ -173,9 +200,10 @@ def start_quiz(user_id: int, version_id: int, now: datetime, *,
     module_id = module_of_version(version_id)
     if module_id is None:
         raise NotFound("This module version does not exist")
-    since = None if preview else validity_period_start(user_id, module_id, now)
+    since = None if preview else counting_start(user_id, module_id, now)
+    extra = 0 if preview else assignments.extra_attempts(user_id, module_id, since)
     return quizzes.start_attempt(user_id, version_id, now, preview=preview,
-                                 counted_since=since)
+                                 counted_since=since, extra_attempts=extra)
 
 
 def submit_quiz(attempt_id: int, user_id: int, responses: Mapping[Any, Any], now: datetime,
@@ -194,9 +222,12 @@ def submit_quiz(attempt_id: int, user_id: int, responses: Mapping[Any, Any], now
     attempt = quizzes.get_attempt(attempt_id, user_id)
     module_id = module_of_version(attempt.module_version_id)
     since = (None if attempt.preview or module_id is None
-             else validity_period_start(user_id, module_id, attempt.started_at))
+             else counting_start(user_id, module_id, attempt.started_at))
+    extra = (0 if attempt.preview or module_id is None
+             else assignments.extra_attempts(user_id, module_id, since))
     outcome = quizzes.submit_attempt(attempt_id, user_id, responses, now,
-                                     submission_key=submission_key, counted_since=since)
+                                     submission_key=submission_key, counted_since=since,
+                                     extra_attempts=extra)
     if not outcome.already_graded:
         attempt_graded(outcome.attempt, version_by_id(outcome.attempt.module_version_id), now)
     return outcome
@@ -260,10 +291,7 @@ def policy_score(user_id: int, module_id: int, now: datetime) -> PolicyScore | N
     if module is None:
         return None
     since = validity_period_start(user_id, module_id, now)
-    retrain_from = db.session.scalar(
-        select(func.max(ModuleVersion.number)).where(
-            ModuleVersion.module_id == module_id, ModuleVersion.status == "published",
-            ModuleVersion.retraining_required.is_(True)))
+    retrain_from = _floor_number(module_id, now)
     query = (select(Attempt).join(ModuleVersion,
                                   ModuleVersion.id == Attempt.module_version_id)
              .where(Attempt.user_id == user_id, ModuleVersion.module_id == module_id,
@@ -317,13 +345,15 @@ def attempt_graded(attempt: Attempt, version: ModuleVersion, now: datetime) -> C
     return completion
 
 
+def _floor_number(module_id: int, now: datetime) -> int | None:
+    floor = retraining_floor_of([module_id], now).get(module_id)
+    return floor[0] if floor else None
+
+
 def valid_completion(user_id: int, module: Module, now: datetime) -> Completion | None:
     """The latest completion still valid: not expired, and earned on or after the newest
     published version that requires retraining."""
-    retrain_from = db.session.scalar(
-        select(func.max(ModuleVersion.number)).where(
-            ModuleVersion.module_id == module.id, ModuleVersion.status == "published",
-            ModuleVersion.retraining_required.is_(True)))
+    retrain_from = _floor_number(module.id, now)
     query = (select(Completion).join(ModuleVersion,
                                      ModuleVersion.id == Completion.module_version_id)
              .where(Completion.user_id == user_id, Completion.module_id == module.id,
@@ -469,12 +499,8 @@ def module_overviews(user_id: int, pairs: list[tuple[Module, ModuleVersion]], no
                 .where(Completion.user_id == user_id, Completion.module_id.in_(module_ids))
                 .order_by(Completion.completed_at.desc(), Completion.id.desc())):
             completions[completion.module_id].append((completion, number))
-        retrain_from = dict(db.session.execute(
-            select(ModuleVersion.module_id, func.max(ModuleVersion.number))
-            .where(ModuleVersion.module_id.in_(module_ids),
-                   ModuleVersion.status == "published",
-                   ModuleVersion.retraining_required.is_(True))
-            .group_by(ModuleVersion.module_id)).all())
+        retrain_from = {module_id: number for module_id, (number, _) in
+                        retraining_floor_of(module_ids, now).items()}
     expired = False
     overviews = []
     for module, version in pairs:
@@ -541,7 +567,8 @@ def _with_newest_version(query, *, published_only: bool):
 
 
 def home_modules(user_id: int, organisation_id: int, now: datetime, *,
-                 launched_slug: str | None = None) -> list[ModuleOverview]:
+                 launched_slug: str | None = None,
+                 also_module_ids: Iterable[int] = ()) -> list[ModuleOverview]:
     """The learner's modules: the one their LMS link launched, and any they have started
     (lessons opened, attempts, completions), newest activity first.
 
@@ -558,6 +585,9 @@ def home_modules(user_id: int, organisation_id: int, now: datetime, *,
         select(Completion.module_id).where(Completion.user_id == user_id),
     ).subquery()
     chosen = Module.id.in_(select(started.c.module_id))
+    extra = list(also_module_ids)
+    if extra:
+        chosen = or_(chosen, Module.id.in_(extra))
     if launched_slug:
         chosen = or_(chosen, Module.slug == launched_slug)
     pairs = db.session.execute(
@@ -577,3 +607,68 @@ def organisation_modules(organisation_id: int) -> list[tuple[Module, ModuleVersi
         .where(Module.organisation_id == organisation_id)).all())
     out.sort(key=lambda mv: mv[1].title.lower())
     return out
+
+
+# --------------------------------------------------------------------------- my training
+@dataclass
+class TrainingEntry:
+    """One module on "My training": what the learner sees of it, and its assignment status
+    (None when the module is not assigned to them)."""
+
+    overview: ModuleOverview
+    assignment: assignments.StatusRow | None = None
+
+
+@dataclass
+class MyTraining:
+    """The learner home (issue 14): ``todo`` (assigned, not currently complete, most urgent
+    first), ``completed`` (assigned and valid, with expiry), ``others`` (started or launched
+    but not assigned), ``available`` (the rest of the published catalogue: (module,
+    version)), and the progress figure ``done`` of ``assigned``."""
+
+    todo: list[TrainingEntry]
+    completed: list[TrainingEntry]
+    others: list[TrainingEntry]
+    available: list[tuple[Module, ModuleVersion]]
+
+    @property
+    def assigned(self) -> int:
+        return len(self.todo) + len(self.completed)
+
+    @property
+    def done(self) -> int:
+        return len(self.completed)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.assigned) if self.assigned else 100
+
+
+def my_training(user_id: int, organisation_id: int, now: datetime, *,
+                launched_slug: str | None = None) -> MyTraining:
+    """Everything "My training" shows, in a constant number of statements whatever the
+    catalogue size: the assignment statuses (``assignments.module_statuses``, the same
+    function reminders and reports use), the overviews of assigned, started and launched
+    modules (:func:`home_modules`), and the rest of the published catalogue (one query).
+    "Completed" means valid now, expiring soon included (it is listed with its expiry)."""
+    statuses = assignments.module_statuses(organisation_id, user_id, now)
+    entries = home_modules(user_id, organisation_id, now, launched_slug=launched_slug,
+                           also_module_ids=statuses)
+    todo, completed, others = [], [], []
+    for overview in entries:
+        row = statuses.get(overview.module.id)
+        entry = TrainingEntry(overview, row)
+        if row is None:
+            others.append(entry)
+        elif row.status in ("completed", "expiring_soon"):
+            completed.append(entry)
+        else:
+            todo.append(entry)
+    todo.sort(key=lambda e: e.assignment.urgency)
+    completed.sort(key=lambda e: (e.assignment.due_at or assignments.FAR_FUTURE))
+    shown = {e.module.id for e in entries}
+    available = [(module, version) for module, version in db.session.execute(
+        _with_newest_version(select(Module), published_only=True)
+        .where(Module.organisation_id == organisation_id)).all() if module.id not in shown]
+    available.sort(key=lambda mv: mv[1].title.lower())
+    return MyTraining(todo=todo, completed=completed, others=others, available=available)

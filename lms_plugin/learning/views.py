@@ -77,11 +77,11 @@ def _local_time(moment: datetime | None) -> str:
 @allow(*LEARNER_PAGES)
 def home():
     lti = session.get("lti") or {}
-    entries = services.home_modules(current_user.id, current_user.organisation_id, utcnow(),
+    training = services.my_training(current_user.id, current_user.organisation_id, utcnow(),
                                     launched_slug=lti.get("module_slug"))
     previewable = (services.organisation_modules(current_user.organisation_id)
                    if current_user.role_names & PREVIEWERS else [])
-    return render_template("learning/home.html", entries=entries, previewable=previewable)
+    return render_template("learning/home.html", t=training, previewable=previewable)
 
 
 @bp.get("/modules/<slug>")

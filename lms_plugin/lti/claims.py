@@ -158,6 +158,7 @@ CUSTOM = Obj({
     "job_role": Text(100, number_ok=True, cut=True),
     "department": Text(100, number_ok=True, cut=True),
     "facility": Text(100, number_ok=True, cut=True),
+    "hire_date": Text(40, number_ok=True, cut=True),  # YYYY-MM-DD; anything else ignored
 })
 
 SCHEMA: dict[str, t.Any] = {

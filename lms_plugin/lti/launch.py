@@ -16,7 +16,7 @@ import threading
 import typing as t
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
@@ -30,6 +30,7 @@ from lms_plugin.accounts.models import RoleGrant, SignedInUser, User
 from lms_plugin.accounts.services import sync_lti_grants
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
+from lms_plugin.learning import assignments
 from lms_plugin.lti.models import (
     LtiContext,
     LtiDeployment,
@@ -263,6 +264,9 @@ def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any],
         value = _substituted(custom.get(field))
         if value:
             profile[field] = value[:100]
+    hire_date = _hire_date(_substituted(custom.get("hire_date")))
+    if hire_date is not None:
+        profile["hire_date"] = hire_date  # type: ignore[assignment]
 
     context_key, link_id = claim_keys(claims)
     context_claim = claims.get(CLAIM + "context")
@@ -303,6 +307,22 @@ def plan_launch(claims: Mapping[str, t.Any], role_mapping: Mapping[str, t.Any],
         deployment_id=str(claims.get(CLAIM + "deployment_id")),
         message_type=str(claims.get(CLAIM + "message_type")),
     )
+
+
+def _hire_date(value: str | None) -> date | None:
+    """The ``hire_date`` custom parameter as a date (ISO 8601 YYYY-MM-DD, optionally with a
+    time as Canvas/Moodle date variables give); None when absent or not a date (a launch is
+    never refused for it)."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+#: Profile columns whose change re-evaluates the person's assignment rules (issue 14).
+ASSIGNMENT_FIELDS = frozenset({"job_role", "department", "facility", "hire_date"})
 
 
 def _changed(current: t.Callable[[str], t.Any], wanted: Mapping[str, t.Any]) -> dict[str, t.Any]:
@@ -354,6 +374,8 @@ class LaunchOutcome:
     #: Rights in the launch's course, for the page navigation only: authorisation reads
     #: them from the enrolment at every request (``lti.course_scope``).
     course_rights: tuple[str, ...] = ()
+    #: A column rules match on changed (job role, department, facility, hire date).
+    profile_changed: bool = False
 
     def session_data(self) -> dict[str, t.Any]:
         """The plain dict put in ``flask.session["lti"]`` for the rest of the app."""
@@ -378,8 +400,8 @@ class LaunchOutcome:
 PLATFORM_COLUMNS = ("id", "organisation_id", "issuer", "client_id", "auth_login_url",
                     "auth_token_url", "key_set_url", "public_key_pem", "token_audience",
                     "enabled", "role_mapping", "grant_org_roles")
-_USER_COLUMNS = ("id", "name", "email", "job_role", "department", "facility", "active",
-                 "session_token", "last_login_at")
+_USER_COLUMNS = ("id", "name", "email", "job_role", "department", "facility", "hire_date",
+                 "active", "session_token", "last_login_at")
 _CONTEXT_COLUMNS = ("id", "title", "label", "memberships_url")
 _MEMBERSHIP_COLUMNS = ("id", "roles", "active", "last_launch_at")
 _LINK_COLUMNS = ("id", "title", "module_slug", "lineitem_url", "lineitems_url", "ags_scopes")
@@ -621,6 +643,7 @@ def _fast_launch(platform: PlatformRef, plan: LaunchPlan, found: LaunchLookup,
         message_type=plan.message_type,
         user=SignedInUser(user["id"], user["session_token"], user["active"]),
         course_rights=plan.course_rights,
+        profile_changed=bool(ASSIGNMENT_FIELDS & set(updates["user"])),
     )
 
 
@@ -633,11 +656,12 @@ def complete_launch(platform: PlatformRef, claims: Mapping[str, t.Any],
     """
     plan = plan_launch(claims, platform.role_mapping, platform.grant_org_roles)
     now = utcnow()
-    if found is not None:
-        outcome = _fast_launch(platform, plan, found, now)
-        if outcome is not None:
-            return outcome
-    return _orm_launch(platform, plan, now)
+    outcome = _fast_launch(platform, plan, found, now) if found is not None else None
+    if outcome is None:
+        outcome = _orm_launch(platform, plan, now)
+    if outcome.profile_changed:  # a first launch too: the new person's rules apply now
+        assignments.evaluate(platform.organisation_id, now, user_id=outcome.user_id)
+    return outcome
 
 
 def _orm_launch(platform: PlatformRef, plan: LaunchPlan, now: datetime) -> LaunchOutcome:
@@ -648,6 +672,7 @@ def _orm_launch(platform: PlatformRef, plan: LaunchPlan, now: datetime) -> Launc
         select(LtiIdentity).options(joinedload(LtiIdentity.user).joinedload(User.grants))
         .where(LtiIdentity.organisation_id == org_id, LtiIdentity.issuer == platform.issuer,
                LtiIdentity.sub == plan.sub))
+    created = identity is None
     if identity is None:
         user = User(organisation_id=org_id, name="")
         db.session.add(user)
@@ -695,4 +720,5 @@ def _orm_launch(platform: PlatformRef, plan: LaunchPlan, now: datetime) -> Launc
         resource_link_pk=link.id if link is not None else None,
         module_slug=link.module_slug if link is not None else plan.module_slug,
         message_type=plan.message_type, user=user, course_rights=plan.course_rights,
+        profile_changed=created or bool(ASSIGNMENT_FIELDS & set(updates["user"])),
     )

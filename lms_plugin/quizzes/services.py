@@ -365,11 +365,12 @@ def attempts_left(user_id: int, version: ModuleVersion, *,
 
 def start_attempt(user_id: int, module_version_id: int, now: datetime, *,
                   preview: bool = False, seed: int | None = None,
-                  counted_since: datetime | None = None) -> Attempt:
+                  counted_since: datetime | None = None, extra_attempts: int = 0) -> Attempt:
     """Start a quiz sitting, or resume the one still in progress (a reload, a second tab).
 
     The attempt limit counts the attempts started since ``counted_since`` (the start of the
-    learner's validity period, see :func:`attempts_used`); Conflict (409) when it is used up.
+    learner's validity period, see :func:`attempts_used`); ``extra_attempts`` an admin granted
+    in that window raise the limit (issue 14). Conflict (409) when it is used up.
     Two simultaneous starts collide on the unique (user, version, number) constraint; the
     caller rolls back and finds the other one's attempt with ``open_attempt``.
     """
@@ -381,9 +382,9 @@ def start_attempt(user_id: int, module_version_id: int, now: datetime, *,
         return current
     if (not preview and version.attempt_limit is not None
             and attempts_used(user_id, version.id, counted_since=counted_since)
-            >= version.attempt_limit):
-        raise Conflict(f"You have used all {version.attempt_limit} attempts allowed for "
-                           "this quiz, so a new attempt cannot be started.")
+            >= version.attempt_limit + extra_attempts):
+        raise Conflict(f"You have used all {version.attempt_limit + extra_attempts} attempts "
+                       "allowed for this quiz, so a new attempt cannot be started.")
     if not version.questions:
         raise Conflict("This module has no quiz questions yet.")
     seed = secrets.randbelow(2**31) if seed is None else seed
@@ -448,7 +449,8 @@ def _normalise_responses(attempt: Attempt, responses: Mapping[Any, Any]) -> dict
 
 def submit_attempt(attempt_id: int, user_id: int, responses: Mapping[Any, Any],
                    now: datetime, *, submission_key: str | None = None,
-                   counted_since: datetime | None = None) -> SubmitOutcome:
+                   counted_since: datetime | None = None,
+                   extra_attempts: int = 0) -> SubmitOutcome:
     """Grade the attempt once. Later calls (double click, second tab) return the first result.
 
     ``counted_since``: the start of the validity period the attempt was started in (the same
@@ -477,9 +479,10 @@ def submit_attempt(attempt_id: int, user_id: int, responses: Mapping[Any, Any],
         earlier = db.session.scalar(select(func.count(Attempt.id)).where(
             *_counted(user_id, version.id, counted_since),
             Attempt.number <= attempt.number)) or 0
-        if earlier > version.attempt_limit:
-            raise Conflict(f"This attempt is beyond the limit of {version.attempt_limit} "
-                           "attempts, so it was not graded.")
+        if earlier > version.attempt_limit + extra_attempts:
+            raise Conflict("This attempt is beyond the limit of "
+                           f"{version.attempt_limit + extra_attempts} attempts, so it was "
+                           "not graded.")
 
     given = _normalise_responses(attempt, responses)
     graded: list[tuple[Question, Any, GradeResult]] = []

@@ -112,6 +112,7 @@ def test_password_change_signs_out_other_sessions(app, client, factory):
     assert too_short.status_code == 422
     wrong = client.post("/account/password", data={
         "current_password": "nope nope nope", "new_password": "a much longer password",
+        "confirm_password": "a much longer password",
         "csrf_token": token})
     assert wrong.status_code == 422
     assert "current password is wrong" in wrong.get_data(as_text=True)
@@ -120,6 +121,7 @@ def test_password_change_signs_out_other_sessions(app, client, factory):
                                       .where(LocalCredential.user_id == user_id))
     response = client.post("/account/password", data={
         "current_password": PASSWORD, "new_password": "a much longer password",
+        "confirm_password": "a much longer password",
         "csrf_token": token})
     assert response.status_code == 302
     assert client.get("/admin/users").status_code == 200  # this session continues

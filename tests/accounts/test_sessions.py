@@ -109,6 +109,7 @@ def test_password_change_ends_every_other_session(app, client, factory):
     assert _live_sessions(app, user_id) == 3
     response = client.post("/account/password", data={
         "current_password": PASSWORD, "new_password": "a much longer password",
+        "confirm_password": "a much longer password",
         "csrf_token": csrf_token(client, "/account/password")})
     assert response.status_code == 302
     assert client.get("/admin/users").status_code == 200  # the browser that changed it
