@@ -261,6 +261,7 @@ def test_a_localisation_marker_blocks_publishing_but_not_a_draft(app, factory, t
            "'[[local: 15 minutes for an urgent message]]'" in validated.output
     with app.app_context():
         org = get_or_create_organisation("General Hospital")
+        db.session.commit()
         with pytest.raises(ValidationFailed) as refused:
             services.import_content(bundle, org)  # the file says `status: published`
         assert "modules/demo/lessons/01-introduction.md:4: unresolved localisation " \
