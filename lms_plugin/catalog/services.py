@@ -164,6 +164,7 @@ def get_asset(organisation_id: int, module_id: int, path: str,
 
 CREATED, NEW_VERSION, DRAFT_REPLACED, UNCHANGED = ("created", "new version", "draft replaced",
                                                    "unchanged")
+PENDING = "pending"  # internal: a draft with the file's content, to be published if approved
 
 
 @dataclass
@@ -279,9 +280,13 @@ def import_module(organisation_id: int, spec: ModuleSpec, system: ClinicalSystem
     waiting = signoff.missing(version)
     if waiting:
         outcome.awaiting = waiting
+        if outcome.outcome == PENDING:  # the same draft, still awaiting sign-off
+            outcome.outcome = UNCHANGED
         return outcome
     publish_version(organisation_id, version.id, actor=actor,
                     local_markers_ok=local_markers_ok)
+    if outcome.outcome == PENDING:  # the approved draft becomes the published version
+        outcome.outcome = NEW_VERSION
     outcome.status = version.status
     return outcome
 
@@ -305,6 +310,10 @@ def _store_module(organisation_id: int, spec: ModuleSpec, system: ClinicalSystem
     if latest is not None and latest.content_hash == content_hash and (
             latest.status == status or (latest.status != "draft" and status == "draft")):
         return ModuleOutcome(spec.slug, UNCHANGED, latest.number, latest.status)
+    if latest is not None and latest.content_hash == content_hash and want_published:
+        # The draft already holds this content: keep it (and its approvals); publish_version
+        # decides. Rewriting it would change nothing but the rows.
+        return ModuleOutcome(spec.slug, PENDING, latest.number, latest.status)
     module.system_id = system.id
     if latest is not None and latest.status == "draft":
         outcome = NEW_VERSION if want_published else DRAFT_REPLACED

@@ -119,11 +119,13 @@ def test_a_change_after_approval_clears_it(app, reviewers, tmp_path):
     # importing the file as `published` keeps it a draft until the new content is approved
     pending = cli(app, "content", "import", str(root))
     assert pending.exit_code == 0, pending.output
-    assert "awaiting sign-off from" in pending.output
+    assert "safe-ordering: unchanged (version 1, draft); awaiting sign-off from" in \
+        pending.output
     assert version_of(app, "safe-ordering")[1] == "draft"
     for email in ("pharm@example.org", "educator@example.org"):
         assert cli(app, "signoff", "approve", "safe-ordering", "--email", email).exit_code == 0
-    assert cli(app, "content", "import", str(root)).exit_code == 0
+    published = cli(app, "content", "import", str(root))
+    assert "safe-ordering: new version (version 1, published)" in published.output
     assert version_of(app, "safe-ordering")[1] == "published"
 
 

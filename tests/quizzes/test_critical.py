@@ -74,6 +74,8 @@ def test_a_non_critical_question_wrong_still_passes_at_95_percent(app, client, l
 def test_the_attempt_page_marks_critical_questions_before_submission(app, client, login_as):
     critical_module(app)
     login_as("learner")
+    module_page = text_of(client.get("/modules/cpoe-basics"))
+    assert "the attempt passes only if every critical question" in module_page
     start(client)
     html = text_of(client.get("/modules/cpoe-basics/quiz"))
     assert html.count("Critical: must be right to pass") == 1
