@@ -308,3 +308,35 @@ def test_critical_questions_and_observed_objectives_round_trip(app, tmp_path):
         assert version.observed_objectives == ["Scan at the bedside"]
         assert [q.critical for q in version.questions] == [False, True]
         assert services.version_to_spec(version).content_hash() == spec.content_hash()
+
+
+def test_approvals_stay_inside_the_organisation_and_only_drafts_are_signed(app, reviewers,
+                                                                          factory):
+    from lms_plugin.accounts.models import User
+    from lms_plugin.catalog.cli import person_by_email
+    from lms_plugin.errors import NotFound
+
+    factory.organisation("North Clinic")
+    outsider_id = factory.user("admin", email="north@example.org", org="North Clinic")
+    with app.app_context():
+        org_id = db.session.scalar(select(Organisation.id).where(
+            Organisation.name == "General Hospital"))
+        version = services.latest_version(services.get_module(org_id, "safe-ordering"))
+        outsider = db.session.get(User, outsider_id)
+        with pytest.raises(NotFound):
+            signoff.approve(version, outsider)
+        with pytest.raises(NotFound):
+            signoff.set_reviewers(org_id, roles=[], people=[(outsider, "pharmacist")])
+        with pytest.raises(NotFound):
+            signoff.add_role_holder(org_id, "pharmacist", outsider)
+        with pytest.raises(ValidationFailed, match="must not be empty"):
+            signoff.set_reviewers(org_id, roles=["   "], people=[])
+        db.session.rollback()
+        for email in ("pharm@example.org", "educator@example.org"):
+            signoff.approve(version, person_by_email(org_id, email))
+        services.publish_version(org_id, version.id)
+        with pytest.raises(Conflict, match="only a draft is signed off"):
+            signoff.approve(version, person_by_email(org_id, "pharm@example.org"))
+        with pytest.raises(Conflict, match="only a draft can be published"):
+            services.publish_version(org_id, version.id)
+        db.session.rollback()
