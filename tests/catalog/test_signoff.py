@@ -340,3 +340,18 @@ def test_approvals_stay_inside_the_organisation_and_only_drafts_are_signed(app, 
         with pytest.raises(Conflict, match="only a draft can be published"):
             services.publish_version(org_id, version.id)
         db.session.rollback()
+
+
+def test_an_author_previewing_a_draft_sees_markers_highlighted(app, client, login_as, tmp_path):
+    from lms_plugin.accounts.services import get_or_create_organisation
+
+    marked = ("# Introduction\n\nCall within [[local: 15 minutes]] of the alert.\n" + SOURCES)
+    root = build(tmp_path, lessons={"01-introduction.md": marked})
+    with app.app_context():
+        services.import_content(load_content(root),
+                                get_or_create_organisation("General Hospital"), publish=False)
+        db.session.commit()
+    login_as("admin")
+    html = client.get("/modules/demo/lessons/1?preview=1").get_data(as_text=True)
+    assert '<mark class="local-marker">15 minutes</mark>' in html
+    assert "[[local" not in html
