@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "org": ("lms_plugin.accounts.cli:org_cli", "Organisations: create, list, settings."),
     "content": ("lms_plugin.catalog.cli:content_cli",
                 "Validate, import and export training content files."),
+    "signoff": ("lms_plugin.catalog.signoff_cli:signoff_cli",
+                "Clinical sign-off: required reviewers and their approvals."),
     "outbox": ("lms_plugin.jobs.cli:outbox_cli",
                "Inspect and retry background jobs (grades, rosters…)."),
     "worker": ("lms_plugin.jobs.cli:worker_command",
@@ -172,10 +174,21 @@ def setup_content(organisation: str | None = None) -> str:
         org = setup_organisation(organisation)
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
-    summary = import_directory(str(SHIPPED_CONTENT), org.slug)
+    # Drafts: clinical content reaches staff only after the hospital's own sign-off (issue
+    # 17). A demo organisation would pass publish=True (Organisation.is_demo, demo branch).
+    summary = import_directory(str(SHIPPED_CONTENT), org.slug, publish=False)
     if summary is None:
         raise click.ClickException("the shipped content has problems (listed above)")
-    return f"{summary.line()} (into {org.name})."
+    text = f"{summary.line()} (into {org.name})."
+    drafts = summary.awaiting_signoff
+    if drafts:
+        text += (f"\n{len(drafts)} module(s) are drafts awaiting your organisation's clinical "
+                 "sign-off; staff see none of them yet. Next: review each against your local "
+                 "policy and resolve its [[local: …]] markers; name the reviewers "
+                 "('lms-plugin signoff reviewers set --role \"nurse educator\" --role "
+                 "pharmacist'); each approves ('lms-plugin signoff approve <module> --email "
+                 "…'); then 'lms-plugin content publish <module>'.")
+    return text
 
 
 @cli.command("setup")

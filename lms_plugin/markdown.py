@@ -49,8 +49,18 @@ def asset_url(module_id: int, path: str) -> str | None:
     return f"/content/{module_id}/{quote(clean)}"
 
 
-def render_markdown(text: str, module_id: int | None = None) -> Markup:
-    """Render and sanitize; ``module_id`` enables rewriting relative image paths."""
+# ``[[local: wording]]`` (catalog.content_format.LOCAL_MARKER_RE, issue 17), matched in the
+# sanitized HTML: the wording is already escaped there, so wrapping it stays safe.
+_LOCAL_MARKER_HTML_RE = re.compile(r"\[\[local:\s*(.*?)\s*\]\]", re.S)
+
+
+def render_markdown(text: str, module_id: int | None = None, *,
+                    highlight_local: bool = False) -> Markup:
+    """Render and sanitize; ``module_id`` enables rewriting relative image paths.
+
+    Localisation markers ``[[local: wording]]`` never reach a reader raw: with
+    ``highlight_local`` (an author previewing a draft) the wording is shown in a highlighted
+    ``<mark class="local-marker">``; otherwise only the wording is shown."""
     tokens = _md.parse(text or "")
     if module_id is not None:
         for token in tokens:
@@ -69,7 +79,10 @@ def render_markdown(text: str, module_id: int | None = None) -> Markup:
     html = _md.renderer.render(tokens, _md.options, {})
     clean = nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
                       url_schemes=URL_SCHEMES, link_rel="noopener noreferrer")
-    return Markup(clean)  # noqa: S704  (sanitized by nh3 just above)
+    clean = _LOCAL_MARKER_HTML_RE.sub(
+        (lambda m: f'<mark class="local-marker">{m.group(1)}</mark>') if highlight_local
+        else (lambda m: m.group(1)), clean)
+    return Markup(clean)  # noqa: S704  (sanitized by nh3 just above; markers wrap its text)
 
 
 _PROMPT_IMAGE_RE = re.compile(r"!\[([^\]\n]*)\]\(\s*<?(images/[^)\s>]+)>?\s*\)")
@@ -82,6 +95,7 @@ def render_prompt(text: str, module_id: int) -> Markup:
     content, so it may sit inside a ``<legend>`` or ``<label>``."""
     parts: list[str] = []
     last = 0
+    text = _LOCAL_MARKER_HTML_RE.sub(lambda m: m.group(1), text or "")  # wording, no brackets
     for match in _PROMPT_IMAGE_RE.finditer(text or ""):
         url = asset_url(module_id, match.group(2))
         parts.append(escape(text[last:match.start()]))

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from flask.cli import AppGroup
@@ -25,10 +27,27 @@ from lms_plugin.extensions import db
 # them), imported by ``lms-plugin setup``.
 SHIPPED_CONTENT = Path(__file__).resolve().parents[1] / "content"
 
+T = TypeVar("T")
+
 content_cli = AppGroup("content", help="Validate, import and export training content files.")
 
 _ORG_OPTION = click.option("--organisation", help="Organisation whose catalog to use "
                            "(default: the only one there is; never created here).")
+
+
+def commit_or_fail(work: Callable[[], T]) -> T:
+    """Run ``work`` and commit once (the CLI edge); a DomainError becomes one line
+    (ClickException) and anything raised rolls back, so nothing is written."""
+    try:
+        result = work()
+        db.session.commit()
+        return result
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def _report(directory: str, bundle: ContentBundle) -> None:
@@ -42,6 +61,13 @@ def _report(directory: str, bundle: ContentBundle) -> None:
             click.echo(f"{prefix.rstrip('/')}/{problem}", err=True)
 
 
+def _warn(directory: str, bundle: ContentBundle) -> None:
+    """Advisory findings (a pool without scenario items) as ``warning: file:line: …``."""
+    for module in bundle.modules:
+        for warning in module.warnings:
+            click.echo(f"warning: {directory.rstrip('/')}/{warning}", err=True)
+
+
 @content_cli.command("validate")
 @click.argument("directory", type=PathArg(file_okay=False, exists=True))
 def validate(directory: str) -> None:
@@ -51,18 +77,26 @@ def validate(directory: str) -> None:
     if bundle.problems:
         click.echo(f"{len(bundle.problems)} problem(s) found in {directory}.", err=True)
         sys.exit(1)
+    _warn(directory, bundle)
+    markers = services.publish_problems(bundle.modules)
+    if markers:
+        click.echo(f"{len(markers)} localisation marker(s) ([[local: …]]) to resolve before "
+                   "publishing (drafts may hold them):", err=True)
+        for problem in markers:
+            click.echo(f"  {directory.rstrip('/')}/{problem}", err=True)
     questions = sum(len(m.questions) for m in bundle.modules)
     lessons = sum(len(m.lessons) for m in bundle.modules)
     click.echo(f"OK: {len(bundle.systems)} systems, {len(bundle.modules)} modules, "
                f"{lessons} lessons, {questions} questions in {directory}.")
 
 
-def import_directory(directory: str,
-                     organisation: str | None) -> services.ImportSummary | None:
+def import_directory(directory: str, organisation: str | None, *,
+                     publish: bool = True) -> services.ImportSummary | None:
     """Validate then import in one transaction into an existing organisation (name or slug;
     None: the only one there is); None (and nothing written) on problems. Also used by
-    ``lms-plugin setup`` for the shipped content. An unknown organisation is a
-    ClickException listing the known ones."""
+    ``lms-plugin setup`` for the shipped content (``publish=False``: drafts awaiting the
+    organisation's sign-off). An unknown organisation is a ClickException listing the known
+    ones."""
     from lms_plugin.accounts.services import resolve_organisation
 
     bundle = load_content(directory)
@@ -70,38 +104,83 @@ def import_directory(directory: str,
         _report(directory, bundle)
         click.echo(f"{len(bundle.problems)} problem(s) found; nothing was imported.", err=True)
         return None
-    try:
+    _warn(directory, bundle)
+
+    def work() -> services.ImportSummary:
         org = resolve_organisation(organisation)
         if len(bundle.modules) > 20:
             with click.progressbar(length=len(bundle.modules), label="Importing modules",
                                    file=sys.stderr) as bar:
-                summary = services.import_content(bundle, org, progress=lambda _: bar.update(1))
-        else:
-            summary = services.import_content(bundle, org, progress=lambda o: click.echo(
-                f"  {o.slug}: {o.outcome} (version {o.number}, {o.status})"))
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        raise click.ClickException(exc.message) from None
-    except BaseException:
-        db.session.rollback()
-        raise
+                return services.import_content(bundle, org, publish=publish,
+                                               progress=lambda _: bar.update(1))
+        return services.import_content(bundle, org, publish=publish, progress=lambda o: click.echo(
+            f"  {o.slug}: {o.outcome} (version {o.number}, {o.status})"
+            + (f"; awaiting sign-off from {', '.join(o.awaiting)}" if o.awaiting else "")))
+
+    summary = commit_or_fail(work)
     return summary
 
 
 @content_cli.command("import")
 @click.argument("directory", type=PathArg(file_okay=False, exists=True))
 @_ORG_OPTION
-def import_(directory: str, organisation: str | None) -> None:
+@click.option("--drafts", is_flag=True,
+              help="Import every module as a draft awaiting sign-off, whatever its file says "
+                   "(files with [[local: …]] markers cannot be published).")
+def import_(directory: str, organisation: str | None, drafts: bool) -> None:
     """Validate DIRECTORY, then import it in one transaction (unchanged modules are left
-    alone; changed ones get a new version with the status the file gives)."""
-    summary = import_directory(directory, organisation)
+    alone; changed ones get a new version with the status the file gives; a module to be
+    published waits as a draft until its required reviewers approve it)."""
+    summary = import_directory(directory, organisation, publish=not drafts)
     if summary is None:
         sys.exit(1)
     from lms_plugin.accounts.models import Organisation
 
     org = db.session.get(Organisation, summary.organisation_id)
     click.echo(f"Imported into {org.name}: {summary.line()}.")
+
+
+@content_cli.command("publish")
+@click.argument("slug")
+@_ORG_OPTION
+@click.option("--actor", help="Email of the person publishing (recorded in the audit log).")
+def publish(slug: str, organisation: str | None, actor: str | None) -> None:
+    """Publish module SLUG's newest draft: refused until every required reviewer has approved
+    that exact version (lms-plugin signoff approve) and no [[local: …]] marker is left."""
+    from lms_plugin.accounts.services import resolve_organisation
+    from lms_plugin.catalog import signoff
+
+    def work():
+        org = resolve_organisation(organisation)
+        module = services.get_module(org.id, slug)
+        version = services.latest_version(module)
+        if version is None or version.status != "draft":
+            raise click.ClickException(f"{slug} has no draft to publish"
+                                       + (f" (version {version.number} is {version.status})"
+                                          if version else ""))
+        person = person_by_email(org.id, actor) if actor else None
+        if not signoff.list_reviewers(org.id, module.id, applying=True):
+            click.echo(f"warning: {org.name} names no required reviewers, so nothing gates "
+                       "publishing; name them with 'lms-plugin signoff reviewers set'",
+                       err=True)
+        return org, services.publish_version(org.id, version.id, actor=person)
+
+    org, version = commit_or_fail(work)
+    click.echo(f"Published {slug} version {version.number} in {org.name}.")
+
+
+def person_by_email(organisation_id: int, email: str):
+    """The organisation's person with this email (ClickException when there is none)."""
+    from sqlalchemy import func, select
+
+    from lms_plugin.accounts.models import User
+
+    person = db.session.scalar(select(User).where(
+        User.organisation_id == organisation_id,
+        func.lower(User.email) == email.strip().lower()))
+    if person is None:
+        raise click.ClickException(f"no person with email {email} in this organisation")
+    return person
 
 
 @content_cli.command("export")

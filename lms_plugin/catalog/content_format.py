@@ -33,6 +33,24 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                ".svg": "image/svg+xml", ".gif": "image/gif", ".webp": "image/webp"}
 STATUSES = ("draft", "published")
 
+# Localisation markers (issue 17): ``[[local: suggested wording]]`` in a lesson, a question or
+# a module.yaml text marks a passage that is local policy (units, escalation times, who
+# double-checks, pump workflow…). Authors see it highlighted in previews; learners never see
+# the brackets (the wording is shown); a module holding one cannot be published until the
+# hospital replaces it with its own policy (``publish_problems``). Drafts may hold them.
+LOCAL_MARKER_RE = re.compile(r"\[\[local:\s*(.*?)\s*\]\]", re.S)
+# Sources (issue 17): every lesson ends with a "## Sources" heading followed by a list whose
+# entries give title, publisher, year and a link: ``- Title. Publisher, 2024. <https://…>``.
+SOURCES_HEADING_RE = re.compile(r"^##\s+Sources\s*$")
+SOURCE_ENTRY_RE = re.compile(
+    r"^[-*]\s+(?P<title>.+?)\.\s+(?P<publisher>[^.<>]+?),\s+(?P<year>(?:19|20)\d\d)"
+    r"(?:[^<]*?)\.?\s+<(?P<link>https://[^\s>]+)>\s*$")
+# A scenario item puts the learner in a situation: a prompt of at least this many words, or
+# one that starts with a situation cue. A module whose pool has none is warned (issue 17).
+SCENARIO_MIN_WORDS = 25
+SCENARIO_CUE_RE = re.compile(r"\b(you are|your patient|a patient|a nurse|during|while|"
+                             r"at \d|the scanner|the ehr shows|an order)\b", re.I)
+
 # Resource limits for untrusted files (issue 10 item 9: a YAML alias bomb used ~1 GB).
 # A shipped module.yaml is ~10 KB; a 1,000-question pool ~1 MB.
 MAX_YAML_BYTES = 5 * 1024 * 1024  # per YAML document (module.yaml, systems/*.yaml)
@@ -71,6 +89,7 @@ class LessonSpec:
     slug: str
     title: str
     body_markdown: str  # the whole file, title line included (exported back verbatim)
+    file: str = ""  # path relative to the content root, for messages (not hashed)
 
 
 @dataclass
@@ -91,6 +110,8 @@ class QuestionSpec:
     prompt: str
     explanation: str = ""
     data: dict[str, Any] = field(default_factory=dict)  # type-specific keys + points
+    # Answered wrong, it fails the attempt whatever the score (``quizzes.services``).
+    critical: bool = False
 
 
 @dataclass
@@ -103,6 +124,9 @@ class ModuleSpec:
     change_notes: str = ""
     summary: str = ""
     objectives: list[str] = field(default_factory=list)
+    # The subset of ``objectives`` marked ``observed: true``: a quiz cannot show them (issue
+    # 17); kept for the skills-checklist feature.
+    observed_objectives: list[str] = field(default_factory=list)
     audience: list[str] = field(default_factory=list)
     estimated_minutes: int = 15
     validity_months: int | None = None
@@ -115,12 +139,25 @@ class ModuleSpec:
     questions: list[QuestionSpec] = field(default_factory=list)
     lessons: list[LessonSpec] = field(default_factory=list)
     assets: list[AssetSpec] = field(default_factory=list)
+    # (line, marker text) of each [[local: …]] in module.yaml, for publish_problems (not
+    # hashed: derived from the text).
+    yaml_markers: list[tuple[int, str]] = field(default_factory=list)
+    # Advisory findings (a pool with no scenario item): printed, never block (not hashed).
+    warnings: list[Problem] = field(default_factory=list)
 
     def content_hash(self) -> str:
         """sha256 of the normalised module without its status: the same content read from
         a hand-edited file, an export or the editor hashes the same, so an unchanged import
         creates no version (status is compared separately by the importer)."""
-        payload = {k: v for k, v in asdict(self).items() if k not in ("status", "assets")}
+        payload = {k: v for k, v in asdict(self).items()
+                   if k not in ("status", "assets", "yaml_markers", "warnings")}
+        for lesson in payload["lessons"]:
+            lesson.pop("file", None)
+        for question in payload["questions"]:  # an uncritical item hashes as before
+            if not question.get("critical"):
+                question.pop("critical", None)
+        if not payload["observed_objectives"]:
+            payload.pop("observed_objectives")
         payload["assets"] = sorted((a.path, a.sha256) for a in self.assets)
         text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
@@ -438,7 +475,7 @@ def _closest(word: str, choices: tuple[str, ...]) -> str | None:
 
 # --------------------------------------------------------------------------- questions
 
-COMMON_QUESTION_KEYS = ("id", "type", "prompt", "explanation", "points")
+COMMON_QUESTION_KEYS = ("id", "type", "prompt", "explanation", "points", "critical")
 TYPE_KEYS: dict[str, tuple[str, ...]] = {
     "single_choice": ("options", "answer"),
     "multiple_response": ("options", "answer", "scoring"),
@@ -535,7 +572,8 @@ def _question(c: _Checker, raw: Any, line: int) -> QuestionSpec | None:
     if key is None or prompt is None or data is None or len(c.problems) != count:
         return None
     data["points"] = points
-    return QuestionSpec(key=key, type=qtype, prompt=prompt, explanation=explanation, data=data)
+    return QuestionSpec(key=key, type=qtype, prompt=prompt, explanation=explanation, data=data,
+                        critical=c.boolean(q, "critical", "a question", False))
 
 
 def _type_data(c: _Checker, q: YMap, qtype: str) -> dict[str, Any] | None:
@@ -703,7 +741,7 @@ def load_module(folder: Path, rel_folder: str, systems: set[str] | None,
     spec.retraining_required = c.boolean(m, "retraining_required", "module.yaml", False)
     spec.change_notes = c.text(m, "change_notes", "module.yaml") or ""
     spec.summary = c.text(m, "summary", "module.yaml") or ""
-    spec.objectives = c.text_list(m, "objectives", "module.yaml")
+    spec.objectives, spec.observed_objectives = _objectives(c, m)
     spec.audience = c.text_list(m, "audience", "module.yaml")
     spec.estimated_minutes = c.integer(m, "estimated_minutes", "module.yaml", required=True,
                                        default=15, minimum=1) or 15
@@ -755,8 +793,20 @@ def load_module(folder: Path, rel_folder: str, systems: set[str] | None,
             if spec.draw_count is not None and spec.draw_count > len(raw_questions):
                 c.add(draw_line, f"'draw' is {spec.draw_count} but the pool has only "
                                  f"{len(raw_questions)} questions")
+            elif spec.draw_count is not None and 2 * spec.draw_count > len(raw_questions):
+                # Issue 17: a retake must be able to see different items.
+                c.add(draw_line, f"'draw' is {spec.draw_count} but the pool has only "
+                                 f"{len(raw_questions)} questions: a pool needs at least twice "
+                                 f"the draw ({2 * spec.draw_count}) so a retake sees different "
+                                 "items; add questions or lower 'draw'")
+            if spec.questions and not any(is_scenario(q) for q in spec.questions):
+                spec.warnings.append(Problem(rel, m.value_lines["questions"],
+                                             "no scenario items: every question is a short "
+                                             "recall item; put the learner in a situation "
+                                             "(\"Your patient…\") to test safe practice"))
 
     spec.lessons = _load_lessons(folder, rel_folder, rel, set(images), referenced, problems)
+    spec.yaml_markers = _markers_with_lines(text)
     # Only images a lesson or question shows are stored (and hashed): an unused file changes
     # nothing.
     spec.assets = [images[path] for path in sorted(referenced)]
@@ -855,10 +905,115 @@ def _load_lessons(folder: Path, rel_folder: str, module_rel: str, images: set[st
             problems.append(Problem(rel, 1, "lesson title is longer than 300 characters"))
         for number, line in enumerate(lines, start=1):
             _check_image_refs(line, number, rel, rel_folder, images, referenced, problems)
+        _check_sources(lines, rel, problems)
         if title is not None:
             lessons.append(LessonSpec(position=position, slug=slug, title=title,
-                                      body_markdown=body))
+                                      body_markdown=body, file=rel))
     return lessons
+
+
+def _objectives(c: _Checker, m: YMap) -> tuple[list[str], list[str]]:
+    """``objectives``: each entry is text, or ``{text: …, observed: true}`` for an objective
+    a quiz cannot show (performing the bedside scan, finding the downtime kit), which needs
+    an observed check. Returns (all objective texts, the observed ones)."""
+    raw = c.get(m, "objectives", "module.yaml", False)
+    if raw is _MISSING:
+        return [], []
+    if not isinstance(raw, YList):
+        c.add(c._where(m, "objectives"), f"'objectives' must be a list, not {_kind(raw)}")
+        return [], []
+    texts: list[str] = []
+    observed: list[str] = []
+    for item, line in zip(raw, raw.item_lines, strict=True):
+        if isinstance(item, YMap):
+            c.unknown_keys(item, ("text", "observed"), "an objective")
+            text = c.text(item, "text", "an objective", required=True)
+            if text is not None:
+                texts.append(text)
+                if c.boolean(item, "observed", "an objective", False):
+                    observed.append(text)
+        elif isinstance(item, bool) or not isinstance(item, str | int | float):
+            c.add(line, f"each objective must be text or {{text, observed}}, not {_kind(item)}")
+        elif str(item).strip():
+            texts.append(str(item).strip())
+        else:
+            c.add(line, "an entry of 'objectives' is empty")
+    return texts, observed
+
+
+def _check_sources(lines: list[str], rel: str, problems: list[Problem]) -> None:
+    """A lesson ends with ``## Sources`` and at least one entry ``- Title. Publisher, Year.
+    <https://link>`` (issue 17: every clinical claim is traceable); only list entries (and
+    blank lines) may follow the heading. Each malformed entry is reported at its line."""
+    heading = next((n for n in range(len(lines), 0, -1)
+                    if SOURCES_HEADING_RE.match(lines[n - 1])), None)
+    if heading is None:
+        problems.append(Problem(rel, len(lines) or 1,
+                                "lesson has no sources: end it with a '## Sources' heading and "
+                                "entries like '- Title. Publisher, 2024. <https://…>'"))
+        return
+    entries = 0
+    for number in range(heading + 1, len(lines) + 1):
+        line = lines[number - 1].strip()
+        if not line:
+            continue
+        if not line.startswith(("- ", "* ")):
+            problems.append(Problem(rel, number, "only source entries may follow '## Sources' "
+                                                 "(the sources end the lesson)"))
+            continue
+        entries += 1
+        if not SOURCE_ENTRY_RE.match(line):
+            problems.append(Problem(rel, number, "a source needs title, publisher, year and "
+                                                 "an https link: '- Title. Publisher, 2024. "
+                                                 "<https://…>'"))
+    if not entries:
+        problems.append(Problem(rel, heading, "'## Sources' lists no source"))
+
+
+def is_scenario(question: QuestionSpec) -> bool:
+    """Whether an item puts the learner in a situation (a long prompt, or a situation cue
+    such as "Your patient…"), as opposed to recalling a term. A heuristic: it only warns."""
+    prompt = question.prompt
+    return len(prompt.split()) >= SCENARIO_MIN_WORDS or bool(SCENARIO_CUE_RE.search(prompt))
+
+
+def _markers_with_lines(text: str) -> list[tuple[int, str]]:
+    """(line where it starts, wording with whitespace collapsed) of each marker in a text;
+    a marker may span lines (Markdown paragraphs wrap)."""
+    return [(text.count("\n", 0, mk.start()) + 1, " ".join(mk.group(1).split()))
+            for mk in LOCAL_MARKER_RE.finditer(text)]
+
+
+def local_markers(spec: ModuleSpec) -> list[Problem]:
+    """Every unresolved ``[[local: …]]`` marker of a module as a Problem at its file and line
+    (lesson files and module.yaml when loaded from files; lesson/question names when the
+    spec came from the database)."""
+    found: list[Problem] = []
+    for lesson in spec.lessons:
+        where = lesson.file or f"modules/{spec.slug}: lesson {lesson.position} ({lesson.slug})"
+        for number, text in _markers_with_lines(lesson.body_markdown):
+            found.append(Problem(where, number, f"unresolved localisation marker "
+                                                f"'[[local: {text}]]'"))
+    if spec.yaml_markers:
+        rel = f"modules/{spec.slug}/module.yaml"
+        found += [Problem(rel, line, f"unresolved localisation marker '[[local: {text}]]'")
+                  for line, text in spec.yaml_markers]
+        return found
+    texts = [("summary", spec.summary), *(("objective", o) for o in spec.objectives)]
+    for q in spec.questions:
+        texts += [(f"question {q.key}", q.prompt), (f"question {q.key}", q.explanation),
+                  *((f"question {q.key}", json.dumps(q.data, ensure_ascii=False)),)]
+    for where, text in texts:
+        for mk in LOCAL_MARKER_RE.finditer(text or ""):
+            found.append(Problem(f"modules/{spec.slug}: {where}", None,
+                                 f"unresolved localisation marker '[[local: {mk.group(1)}]]'"))
+    return found
+
+
+def publish_problems(specs: list[ModuleSpec]) -> list[Problem]:
+    """What stops these modules from being published (drafts may hold it): unresolved
+    localisation markers. Used by the import's publish path and ``publish_version``."""
+    return [p for spec in specs for p in local_markers(spec)]
 
 
 # ----------------------------------------------------------------------------- directory

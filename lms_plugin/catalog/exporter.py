@@ -69,6 +69,8 @@ def question_to_dict(question: QuestionSpec) -> dict[str, Any]:
     points = question.data.get("points", 1)
     if points != 1:
         data["points"] = points
+    if question.critical:
+        data["critical"] = True
     data["prompt"] = question.prompt
     extra = {k: v for k, v in question.data.items() if k != "points"}
     for key in QUESTION_KEY_ORDER:
@@ -90,7 +92,9 @@ def module_to_dict(spec: ModuleSpec) -> dict[str, Any]:
     if spec.summary:
         data["summary"] = spec.summary
     if spec.objectives:
-        data["objectives"] = list(spec.objectives)
+        observed = set(spec.observed_objectives)
+        data["objectives"] = [{"text": o, "observed": True} if o in observed else o
+                              for o in spec.objectives]
     if spec.audience:
         data["audience"] = list(spec.audience)
     data["estimated_minutes"] = spec.estimated_minutes

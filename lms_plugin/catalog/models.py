@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -95,6 +96,9 @@ class ModuleVersion(db.Model):
     title: Mapped[str] = mapped_column(String(300))
     summary: Mapped[str] = mapped_column(Text, default="")
     objectives: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Objectives a quiz cannot show (``observed: true`` in module.yaml, issue 17): a
+    # subset of ``objectives``, kept for the skills-checklist feature (an observed check).
+    observed_objectives: Mapped[list[str]] = mapped_column(JSON, default=list)
     audience: Mapped[list[str]] = mapped_column(JSON, default=list)  # job roles
     estimated_minutes: Mapped[int] = mapped_column(default=15)
     validity_months: Mapped[int | None]  # None = never expires
@@ -156,6 +160,8 @@ class Question(db.Model):
     prompt: Mapped[str] = mapped_column(Text)
     explanation: Mapped[str] = mapped_column(Text, default="")
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # A critical question answered wrong fails the attempt whatever its score (issue 17).
+    critical: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     version: Mapped[ModuleVersion] = relationship(back_populates="questions")
 
@@ -174,3 +180,60 @@ class ContentAsset(db.Model):
     content_type: Mapped[str] = mapped_column(String(100))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignoffReviewer(db.Model):
+    """A reviewer an organisation requires before a module version may be published (issue
+    17): a role name held by people (``SignoffRoleHolder``: "pharmacist", "privacy officer")
+    or one named person (``user_id``; ``role_name`` is then the label the person signs as).
+    ``module_id`` None = every module of the organisation; else that module only."""
+
+    __tablename__ = "signoff_reviewer"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "module_id", "role_name", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    module_id: Mapped[int | None] = mapped_column(ForeignKey("module.id", ondelete="CASCADE"))
+    role_name: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignoffRoleHolder(db.Model):
+    """A person who holds a reviewer role name (lower-cased) in the organisation. Kept apart
+    from ``User.job_role``, which an LMS launch may set: only an admin designates reviewers."""
+
+    __tablename__ = "signoff_role_holder"
+    __table_args__ = (UniqueConstraint("organisation_id", "role_name", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    role_name: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                         index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignoffApproval(db.Model):
+    """One required reviewer's approval of one exact version: who (name and role as signed,
+    copied so a later rename does not rewrite history), when, and the version's
+    ``content_hash`` at that moment. An approval whose hash is no longer the version's does
+    not count, and a change to the version deletes it (``catalog.signoff``)."""
+
+    __tablename__ = "signoff_approval"
+    __table_args__ = (UniqueConstraint("version_id", "reviewer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("module_version.id", ondelete="CASCADE"))
+    reviewer_id: Mapped[int] = mapped_column(
+        ForeignKey("signoff_reviewer.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"))
+    reviewer_name: Mapped[str] = mapped_column(String(200))
+    role_name: Mapped[str] = mapped_column(String(100))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    approved_at: Mapped[datetime] = mapped_column(default=utcnow)

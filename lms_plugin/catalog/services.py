@@ -23,13 +23,15 @@ from sqlalchemy import func, or_, select
 from lms_plugin import events
 from lms_plugin.accounts.models import Organisation, User
 from lms_plugin.accounts.services import record_audit
-from lms_plugin.catalog.content_format import (
+from lms_plugin.catalog import signoff
+from lms_plugin.catalog.content_format import (  # noqa: F401  (publish_problems re-exported)
     AssetSpec,
     ContentBundle,
     LessonSpec,
     ModuleSpec,
     QuestionSpec,
     SystemSpec,
+    publish_problems,
 )
 from lms_plugin.catalog.models import (
     ClinicalSystem,
@@ -40,7 +42,7 @@ from lms_plugin.catalog.models import (
     Question,
 )
 from lms_plugin.db import utcnow
-from lms_plugin.errors import NotFound, ValidationFailed
+from lms_plugin.errors import Conflict, NotFound, ValidationFailed
 from lms_plugin.extensions import db
 
 # ------------------------------------------------------------------------------ queries
@@ -163,6 +165,7 @@ def get_asset(organisation_id: int, module_id: int, path: str,
 
 CREATED, NEW_VERSION, DRAFT_REPLACED, UNCHANGED = ("created", "new version", "draft replaced",
                                                    "unchanged")
+PENDING = "pending"  # internal: a draft with the file's content, to be published if approved
 
 
 @dataclass
@@ -171,6 +174,9 @@ class ModuleOutcome:
     outcome: str  # CREATED | NEW_VERSION | DRAFT_REPLACED | UNCHANGED
     number: int
     status: str
+    # The file asked to publish, but these required reviewers have not approved this exact
+    # version yet: it stays a draft (``publish_version``).
+    awaiting: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -183,6 +189,12 @@ class ImportSummary:
     def count(self, outcome: str) -> int:
         return sum(1 for m in self.modules if m.outcome == outcome)
 
+    @property
+    def awaiting_signoff(self) -> list[ModuleOutcome]:
+        """Modules left as drafts: not to be published (``publish=False``) or awaiting
+        sign-off."""
+        return [m for m in self.modules if m.status == "draft"]
+
     def line(self) -> str:
         return (f"{len(self.modules)} modules: {self.count(CREATED)} created, "
                 f"{self.count(NEW_VERSION)} new version, {self.count(DRAFT_REPLACED)} draft "
@@ -192,14 +204,30 @@ class ImportSummary:
 
 def import_content(bundle: ContentBundle, organisation: Organisation, *,
                    actor: User | None = None,
-                   progress: Callable[[ModuleOutcome], None] | None = None) -> ImportSummary:
+                   progress: Callable[[ModuleOutcome], None] | None = None,
+                   publish: bool = True, local_markers_ok: bool = False) -> ImportSummary:
     """Store a validated bundle in the organisation (flushes; the caller commits once).
 
+    ``publish``: True = a file that says ``status: published`` is published through
+    :func:`publish_version` (the sign-off gate: a module whose required reviewers have not
+    all approved the exact content stays a draft, listed in ``ModuleOutcome.awaiting``);
+    False = every module is stored as a draft whatever its file says (the shipped starter
+    content in a real organisation: it awaits the hospital's own sign-off, issue 17).
+
     Refuses a bundle with problems: validation always comes first and nothing is written.
+    A file with unresolved ``[[local: …]]`` markers is refused when it would be published
+    (``content_format.publish_problems``), unless ``local_markers_ok`` (a demo organisation:
+    learners see the suggested wording, never the brackets).
     """
     if bundle.problems:
         raise ValidationFailed(f"the content has {len(bundle.problems)} problems; run "
                                "'lms-plugin content validate' to see them")
+    if publish and not local_markers_ok:
+        blocked = publish_problems([m for m in bundle.modules if m.status == "published"])
+        if blocked:
+            raise ValidationFailed(
+                "cannot publish: " + "; ".join(str(p) for p in blocked[:20])
+                + ("" if len(blocked) <= 20 else f" (and {len(blocked) - 20} more)"))
     summary = ImportSummary(organisation_id=organisation.id)
     systems = {s.slug: s for s in db.session.scalars(
         select(ClinicalSystem).where(ClinicalSystem.organisation_id == organisation.id))}
@@ -208,7 +236,8 @@ def import_content(bundle: ContentBundle, organisation: Organisation, *,
     for spec in bundle.modules:
         if spec.system not in systems:
             raise ValidationFailed(f"module {spec.slug}: unknown system '{spec.system}'")
-        outcome = import_module(organisation.id, spec, systems[spec.system])
+        outcome = import_module(organisation.id, spec, systems[spec.system], actor=actor,
+                                publish=publish, local_markers_ok=local_markers_ok)
         summary.modules.append(outcome)
         if progress is not None:
             progress(outcome)
@@ -236,9 +265,36 @@ def _upsert_system(organisation_id: int, spec: SystemSpec, systems: dict[str, Cl
     db.session.flush()
 
 
-def import_module(organisation_id: int, spec: ModuleSpec,
-                  system: ClinicalSystem) -> ModuleOutcome:
-    """Apply the versioning rules (module docstring) to one module."""
+def import_module(organisation_id: int, spec: ModuleSpec, system: ClinicalSystem, *,
+                  actor: User | None = None, publish: bool = True,
+                  local_markers_ok: bool = False) -> ModuleOutcome:
+    """Apply the versioning rules (module docstring) to one module. The version is written
+    as a draft; when the file says ``published`` (and ``publish``), :func:`publish_version`
+    then publishes it if every required reviewer approved that content."""
+    want_published = publish and spec.status == "published"
+    outcome = _store_module(organisation_id, spec, system, want_published, actor)
+    if outcome.outcome == UNCHANGED or not want_published or outcome.status != "draft":
+        return outcome
+    version = db.session.scalar(select(ModuleVersion).join(Module).where(
+        Module.organisation_id == organisation_id, Module.slug == spec.slug,
+        ModuleVersion.number == outcome.number))
+    waiting = signoff.missing(version)
+    if waiting:
+        outcome.awaiting = waiting
+        if outcome.outcome == PENDING:  # the same draft, still awaiting sign-off
+            outcome.outcome = UNCHANGED
+        return outcome
+    publish_version(organisation_id, version.id, actor=actor,
+                    local_markers_ok=local_markers_ok)
+    if outcome.outcome == PENDING:  # the approved draft becomes the published version
+        outcome.outcome = NEW_VERSION
+    outcome.status = version.status
+    return outcome
+
+
+def _store_module(organisation_id: int, spec: ModuleSpec, system: ClinicalSystem,
+                  want_published: bool, actor: User | None) -> ModuleOutcome:
+    status = "published" if want_published else "draft"
     content_hash = spec.content_hash()
     module = db.session.scalar(select(Module).where(Module.organisation_id == organisation_id,
                                                     Module.slug == spec.slug))
@@ -253,13 +309,17 @@ def import_module(organisation_id: int, spec: ModuleSpec,
 
     latest = latest_version(module)
     if latest is not None and latest.content_hash == content_hash and (
-            latest.status == spec.status or (latest.status != "draft"
-                                             and spec.status == "draft")):
+            latest.status == status or (latest.status != "draft" and status == "draft")):
         return ModuleOutcome(spec.slug, UNCHANGED, latest.number, latest.status)
+    if latest is not None and latest.content_hash == content_hash and want_published:
+        # The draft already holds this content: keep it (and its approvals); publish_version
+        # decides. Rewriting it would change nothing but the rows.
+        return ModuleOutcome(spec.slug, PENDING, latest.number, latest.status)
     module.system_id = system.id
     if latest is not None and latest.status == "draft":
-        outcome = NEW_VERSION if spec.status == "published" else DRAFT_REPLACED
+        outcome = NEW_VERSION if want_published else DRAFT_REPLACED
         version = _fill_version(latest, spec, content_hash)
+        signoff.clear_stale(version, actor=actor)  # a change after approval clears it
     else:
         outcome = NEW_VERSION
         number = latest.number + 1 if latest is not None else 1
@@ -273,14 +333,16 @@ def _fill_version(version: ModuleVersion, spec: ModuleSpec, content_hash: str) -
     """Write the spec into a new or draft version (never called on a published one)."""
     if version.id is not None and version.status != "draft":
         raise RuntimeError("a published version is immutable")  # guard for future callers
-    version.status = spec.status
-    version.published_at = utcnow() if spec.status == "published" else None
+    # Always written as a draft: only publish_version publishes (the sign-off gate).
+    version.status = "draft"
+    version.published_at = None
     version.content_hash = content_hash
     for name in ("retraining_required", "change_notes", "title", "summary",
                  "estimated_minutes", "validity_months", "pass_mark", "attempt_limit",
                  "time_limit_minutes", "draw_count", "shuffle_questions", "shuffle_options"):
         setattr(version, name, getattr(spec, name))
     version.objectives = list(spec.objectives)
+    version.observed_objectives = list(spec.observed_objectives)
     version.audience = list(spec.audience)
     if version.id is None:
         db.session.add(version)
@@ -321,6 +383,7 @@ def _sync_questions(version: ModuleVersion, questions: list[QuestionSpec]) -> No
             version.questions.append(question)
         question.position, question.type, question.prompt = position, spec.type, spec.prompt
         question.explanation, question.data = spec.explanation, dict(spec.data)
+        question.critical = spec.critical
     for stale in existing.values():
         version.questions.remove(stale)
 
@@ -342,6 +405,57 @@ def _store_assets(module_id: int, assets: list[AssetSpec]) -> None:
     db.session.flush()
 
 
+# ------------------------------------------------------------------------------ publish
+
+
+def publish_version(organisation_id: int, version_id: int, *, actor: User | None = None,
+                    local_markers_ok: bool = False) -> ModuleVersion:
+    """Publish a draft version: THE one way a version reaches learners (content import,
+    ``lms-plugin content publish`` and the authoring pages all call this).
+
+    The gate (issue 17): every reviewer that applies to the module (``catalog.signoff``) has
+    approved this exact version, i.e. its current ``content_hash``; stale approvals are
+    cleared first. The version must hold no unresolved ``[[local: …]]`` marker (unless
+    ``local_markers_ok``: a demo organisation publishing the shipped content as written).
+    Audited ``content.publish`` with the status before/after, the hash and the approvals.
+
+    Raises NotFound (404: no such version in the organisation), Conflict (409: not a draft,
+    or approvals missing, naming each reviewer still to approve), ValidationFailed (422: an
+    unresolved localisation marker, naming the lesson or question and line).
+    """
+    version = db.session.get(ModuleVersion, version_id)
+    if version is None or version.module.organisation_id != organisation_id:
+        raise NotFound("no such module version in your organisation")
+    module = version.module
+    if version.status != "draft":
+        raise Conflict(f"{module.slug} version {version.number} is {version.status}; only a "
+                       "draft can be published")
+    markers = [] if local_markers_ok else publish_problems([version_to_spec(version)])
+    if markers:
+        raise ValidationFailed("cannot publish: " + "; ".join(str(p) for p in markers[:20]),
+                               field="version")
+    signoff.clear_stale(version, actor=actor)
+    states = signoff.status(version)
+    waiting = [s.label for s in states if s.approval is None]
+    if waiting:
+        raise Conflict(f"{module.slug} version {version.number} cannot be published yet: "
+                       f"waiting for sign-off from {', '.join(waiting)} (each must approve "
+                       "this exact version: lms-plugin signoff approve)")
+    version.status = "published"
+    version.published_at = utcnow()
+    db.session.flush()
+    record_audit("content.publish", actor=actor, organisation_id=organisation_id,
+                 target=("module_version", version.id),
+                 details={"module": module.slug, "version": version.number,
+                          "before": {"status": "draft"}, "after": {"status": "published"},
+                          "content_hash": version.content_hash,
+                          "local_markers_ok": local_markers_ok,
+                          "approvals": [f"{s.approval.reviewer_name} ({s.approval.role_name}) "
+                                        f"{s.approval.approved_at.isoformat()}"
+                                        for s in states]})
+    return version
+
+
 # ------------------------------------------------------------------------------- export
 
 
@@ -353,6 +467,7 @@ def version_to_spec(version: ModuleVersion) -> ModuleSpec:
         status="published" if version.status == "published" else "draft",
         retraining_required=version.retraining_required, change_notes=version.change_notes,
         summary=version.summary, objectives=list(version.objectives or []),
+        observed_objectives=list(version.observed_objectives or []),
         audience=list(version.audience or []), estimated_minutes=version.estimated_minutes,
         validity_months=version.validity_months, pass_mark=version.pass_mark,
         attempt_limit=version.attempt_limit, time_limit_minutes=version.time_limit_minutes,
@@ -360,7 +475,8 @@ def version_to_spec(version: ModuleVersion) -> ModuleSpec:
         shuffle_options=version.shuffle_options,
     )
     spec.questions = [QuestionSpec(key=q.key, type=q.type, prompt=q.prompt,
-                                   explanation=q.explanation or "", data=dict(q.data or {}))
+                                   explanation=q.explanation or "", data=dict(q.data or {}),
+                                   critical=bool(q.critical))
                       for q in version.questions]
     spec.lessons = [LessonSpec(position=lesson.position, slug=lesson.slug, title=lesson.title,
                                body_markdown=lesson.body_markdown)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, union
+from sqlalchemy import case, func, or_, select, union
 
 from lms_plugin import events
 from lms_plugin.accounts.models import (
@@ -403,6 +403,9 @@ class ModuleOverview:
     #: retraining-required version (DESIGN "Versions"): that version's number.
     retraining_version: int | None = None
     question_count: int = 0
+    #: Critical questions in the pool (issue 17): one missed fails the attempt, so the module
+    #: page says so before the learner starts.
+    critical_count: int = 0
     #: What the LMS gradebook shows under the organisation's grade policy (module and result
     #: pages only: ``module_overview(..., grade_note=True)``), to tell a learner who has
     #: passed what a new, optional attempt can change.
@@ -475,10 +478,13 @@ def module_overviews(user_id: int, pairs: list[tuple[Module, ModuleVersion]], no
             .order_by(Lesson.version_id, Lesson.position)):
         positions[vid].append(position)
     questions = dict.fromkeys(version_ids, 0)
-    questions.update(db.session.execute(
-        select(Question.version_id, func.count(Question.id))
-        .where(Question.version_id.in_(version_ids))
-        .group_by(Question.version_id)).all())
+    critical = dict.fromkeys(version_ids, 0)
+    for vid, total, critical_total in db.session.execute(
+            select(Question.version_id, func.count(Question.id),
+                   func.sum(case((Question.critical, 1), else_=0)))
+            .where(Question.version_id.in_(version_ids))
+            .group_by(Question.version_id)):
+        questions[vid], critical[vid] = total, int(critical_total or 0)
     progress: dict[int, LessonProgress] = {}
     attempts: dict[int, list[Attempt]] = {vid: [] for vid in version_ids}
     completions: dict[int, list[tuple[Completion, int]]] = {mid: [] for mid in module_ids}
@@ -545,7 +551,7 @@ def module_overviews(user_id: int, pairs: list[tuple[Module, ModuleVersion]], no
             else max(0, version.attempt_limit - attempts_used),
             completion=completion,
             expired_completion=lapsed, retraining_version=retraining,
-            question_count=question_count,
+            question_count=question_count, critical_count=critical[version.id],
         ))
     if expired:
         db.session.flush()

@@ -108,7 +108,8 @@ def lesson(slug: str, position: int):
             db.session.rollback()
             page = services.get_lesson(version, position)
     previous, following = services.lesson_neighbours(version, position)
-    body = render_markdown(services.lesson_body(page), mod.id)
+    body = render_markdown(services.lesson_body(page), mod.id,
+                           highlight_local=version.status == "draft")
     return render_template("learning/lesson.html", module=mod, version=version, lesson=page,
                            body=body, previous=previous, following=following,
                            index=[lsn.position for lsn in version.lessons].index(position) + 1,

@@ -255,6 +255,14 @@ def attempt_score(weighted: Sequence[tuple[float, float]]) -> float:
     return round(100 * sum(points * fraction for points, fraction in weighted) / total, 2)
 
 
+def attempt_passes(score: float, pass_mark: int, critical_missed: Sequence[Question]) -> bool:
+    """Pass = score (percent) at least ``pass_mark`` AND no critical question missed: a
+    critical item (a high-alert dose, a wrong-patient scenario) not fully right fails the
+    attempt whatever the score, 95% included (issue 17). "Missed" = not fully correct, so a
+    partly right critical multiple-response item fails too."""
+    return score >= pass_mark and not critical_missed
+
+
 # --------------------------------------------------------------------------- drawing
 def _shown_ids(question: Question) -> list[str] | None:
     data = question.data or {}
@@ -491,7 +499,8 @@ def submit_attempt(attempt_id: int, user_id: int, responses: Mapping[Any, Any],
         graded.append((question, response, grade_question(question.type, question.data or {},
                                                           response)))
     score = attempt_score([(points_of(q), r.fraction) for q, _, r in graded])
-    passed = score >= version.pass_mark
+    passed = attempt_passes(score, version.pass_mark,
+                            [q for q, _, r in graded if q.critical and not r.correct])
 
     # Compare-and-set: only the call that moves the row out of in_progress grades it (the
     # row lock already serialises PostgreSQL; this also holds where FOR UPDATE is a no-op).

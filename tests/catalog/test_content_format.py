@@ -20,7 +20,7 @@ status: published
 estimated_minutes: 10
 quiz:
   pass_mark: 80
-  draw: 2
+  draw: 1
 questions:
   - id: q1
     type: single_choice
@@ -35,7 +35,9 @@ questions:
     answer: 10
     tolerance: 0.5
 """
-LESSON = "# Introduction\n\nSome words.\n"
+SOURCES = ("\n## Sources\n\n- National Patient Safety Goals. The Joint Commission, 2025. "
+           "<https://www.jointcommission.org/standards/national-patient-safety-goals/>\n")
+LESSON = "# Introduction\n\nSome words.\n" + SOURCES
 
 
 def build(tmp_path: Path, module_yaml: str = BASE, *, folder: str = "demo",
@@ -108,7 +110,7 @@ M = "modules/demo/module.yaml"
     ("pass_mark: 80", "pass_mark: 120", f"{M}:7: 'pass_mark' is 120; it must be between 0 "
                                         "and 100"),
     # 8. draw larger than the pool
-    ("draw: 2", "draw: 5", f"{M}:8: 'draw' is 5 but the pool has only 2 questions"),
+    ("draw: 1", "draw: 5", f"{M}:8: 'draw' is 5 but the pool has only 2 questions"),
     # 9. zero estimated minutes
     ("estimated_minutes: 10", "estimated_minutes: 0",
      f"{M}:5: 'estimated_minutes' is 0; it must be at least 1"),
@@ -196,10 +198,10 @@ def test_every_problem_is_collected_not_just_the_first(tmp_path):
 def test_lesson_problems(tmp_path):
     L = "modules/demo/lessons"
     root = build(tmp_path, lessons={
-        "01-introduction.md": "No title here\n\nJust text.\n",
+        "01-introduction.md": "No title here\n\nJust text.\n" + SOURCES,
         "02-empty.md": "",
         "03-pictures.md": "# Pictures\n\n![ok](images/ok.png)\n![gone](images/missing.png)\n"
-                          "![web](https://cdn.example.com/x.png)\n",
+                          "![web](https://cdn.example.com/x.png)\n" + SOURCES,
         "notes.txt": "stray",
     }, images={"ok.png": b"\x89PNG\r\n\x1a\n fake"})
     found = problems(root)

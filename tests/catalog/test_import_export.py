@@ -106,7 +106,7 @@ def test_import_creates_then_leaves_unchanged_modules_alone(app):
         module = services.get_module(org.id, "safe-ordering")
         version = services.current_version(module)
         assert version.number == 1 and version.published_at is not None
-        assert version.pass_mark == 80 and version.draw_count == 6
+        assert version.pass_mark == 80 and version.draw_count == 3
         assert version.audience == ["nurse", "physician", "pharmacist"]
         numeric = next(q for q in version.questions if q.type == "numeric")
         assert numeric.key == "heparin-rate"
@@ -134,7 +134,8 @@ def test_a_changed_published_module_gets_a_new_version_and_v1_is_untouched(app, 
     assert run(app, "import", str(root)).exit_code == 0
     v1_rows = snapshot(app)
     lesson = root / "modules" / "safe-ordering" / "lessons" / "02-dose-route-frequency.md"
-    lesson.write_text(lesson.read_text() + "\nAlways check the units.\n")
+    lesson.write_text(lesson.read_text().replace(
+        "\n## Sources", "\nAlways check the units.\n\n## Sources"))
     result = run(app, "import", str(root))
     assert result.exit_code == 0, result.output
     assert "safe-ordering: new version (version 2, published)" in result.output
@@ -341,9 +342,13 @@ def test_shipped_content_validates_and_round_trips(app, tmp_path):
     assert result.exit_code == 0, result.output
     bundle = load_content(SHIPPED_CONTENT)
     assert len(bundle.modules) >= 6 and len({m.system for m in bundle.modules}) >= 4
-    assert run(app, "import", str(SHIPPED_CONTENT)).exit_code == 0
+    # The shipped files hold [[local: …]] markers: publishing them is refused (issue 17)…
+    refused = run(app, "import", str(SHIPPED_CONTENT))
+    assert refused.exit_code == 1 and "unresolved localisation marker" in refused.output
+    # …and they import as drafts awaiting the organisation's sign-off.
+    assert run(app, "import", str(SHIPPED_CONTENT), "--drafts").exit_code == 0
     out = tmp_path / "shipped-export"
     assert run(app, "export", str(out)).exit_code == 0
-    again = run(app, "import", str(out))
+    again = run(app, "import", str(out), "--drafts")
     assert f"0 created, 0 new version, 0 draft replaced, {len(bundle.modules)} unchanged" \
         in again.output
