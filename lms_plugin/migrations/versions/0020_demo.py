@@ -1,7 +1,7 @@
 """demo: the built-in demo LMS (issue 12.3)
 
 Revision ID: 0020_demo
-Revises: 0013_perf
+Revises: 0019_signoff
 Create Date: 2026-11-30 03:30:00
 
 ``organisation.is_demo`` marks the demo LMS's own organisation (never a default for commands
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0020_demo'
-down_revision = "0013_perf"
+down_revision = "0019_signoff"
 branch_labels = None
 depends_on = None
 
