@@ -210,7 +210,9 @@ def ensure_demo() -> DemoSetup:
         from lms_plugin.catalog.cli import SHIPPED_CONTENT
 
         bundle = load_content(SHIPPED_CONTENT)
-        catalog.import_content(bundle, org)  # the shipped modules are published
+        # Published in the demo organisation only (issue 17): it names no reviewers, and its
+        # learners see the localisation markers' default wording, the point of a demo.
+        catalog.import_content(bundle, org, publish=True, local_markers_ok=True)
         created.append("content")
     if db.session.scalar(select(DemoLink.id).limit(1)) is None:
         module = db.session.scalar(select(Module).where(

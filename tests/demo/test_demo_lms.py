@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from lms_plugin.accounts import services as accounts
 from lms_plugin.accounts.models import Organisation, RoleGrant, User
-from lms_plugin.catalog.models import Module
+from lms_plugin.catalog.models import Module, ModuleVersion
 from lms_plugin.demo import services as demo
 from lms_plugin.demo.models import DemoLineItem, DemoLink, DemoScore
 from lms_plugin.errors import NotFound
@@ -65,7 +65,12 @@ def test_the_course_page_sets_up_a_labelled_demo_organisation_once(live, demo_cl
         assert platform.organisation_id == orgs[0].id
         modules = db.session.scalar(select(func.count()).select_from(Module).where(
             Module.organisation_id == orgs[0].id))
-        assert modules >= 7  # the shipped content, published
+        assert modules >= 7
+        # The shipped content is published here, and only here (issue 17): a real
+        # organisation gets it as drafts awaiting its own clinical sign-off.
+        statuses = set(db.session.scalars(select(ModuleVersion.status).join(Module).where(
+            Module.organisation_id == orgs[0].id)))
+        assert statuses == {"published"}
         assert [link.custom for link in db.session.scalars(select(DemoLink))] == [
             {"module": demo.FIRST_MODULE}]
 
