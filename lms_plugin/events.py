@@ -90,3 +90,27 @@ def announce(signal, event: object) -> None:
     module docstring). Needs an application context.
     """
     signal.send(current_app._get_current_object(), event=event)
+
+
+version_published = _signals.signal("version-published", doc="""\
+A module version was published (``catalog.authoring.publish_version``, the one place that
+publishes from the editor).
+
+Sender: the version's id (``signal.send(version_id, event=...)``); receivers usually connect
+to any sender. Keyword argument ``event``: :class:`VersionPublished`. Same receiver rules as
+above (inside the publishing transaction; flush, never commit).
+""")
+
+
+@dataclass(frozen=True)
+class VersionPublished:
+    """Payload of :data:`version_published`. ``go_live_at``: UTC time learners should start
+    on it (None: now); ``when``: UTC publishing time."""
+
+    version_id: int
+    module_id: int
+    organisation_id: int
+    number: int
+    retraining_required: bool
+    go_live_at: datetime | None
+    when: datetime

@@ -105,6 +105,11 @@ class ModuleVersion(db.Model):
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
+    # When learners should start on this version (None: at publishing); set by an author.
+    go_live_at: Mapped[datetime | None]
+    # Optimistic locking of the web editor: every saved edit of a draft adds one, and a save
+    # from a form that read an older value is refused as a conflict (catalog.authoring).
+    lock_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     module: Mapped[Module] = relationship(back_populates="versions")
     lessons: Mapped[list[Lesson]] = relationship(
