@@ -41,6 +41,7 @@ from lms_plugin.accounts.services import record_audit
 from lms_plugin.catalog import exporter, services
 from lms_plugin.catalog.content_format import (
     IMAGE_EXTENSIONS,
+    IMAGE_REF_RE,
     SLUG_RE,
     AssetSpec,
     BankResult,
@@ -113,6 +114,13 @@ def validate_spec(spec: ModuleSpec, systems: set[str] | None = None, *,
     Returns (the spec as the loader read it back, problems); the spec is None when there are
     problems. ``systems``: known system slugs (None: not checked). ``complete`` False lets
     the :data:`INCOMPLETE` problems through (a draft in progress)."""
+    # Names become file names in the scratch folder: refuse any that could leave it.
+    bad = [f"lesson name '{lesson.slug}' must use lowercase letters, digits and hyphens"
+           for lesson in spec.lessons if not SLUG_RE.match(lesson.slug or "")]
+    if not SLUG_RE.match(spec.slug or ""):
+        bad.append(f"module slug '{spec.slug}' must use lowercase letters, digits and hyphens")
+    if bad:
+        return None, [Problem(f"modules/{spec.slug}", None, message) for message in bad]
     with tempfile.TemporaryDirectory(prefix="lms-authoring-") as scratch:
         folder = exporter.write_module(Path(scratch), spec)
         problems: list[Problem] = []
@@ -250,6 +258,8 @@ def save_draft(version: ModuleVersion, actor: User | None, read_lock: int,
     change(after)
     for position, lesson in enumerate(after.lessons, start=1):
         lesson.position = position
+    # The images the changed text shows (an image uploaded for it is now referenced).
+    after.assets = services.assets_for(module.id, exporter.referenced_images(after))
     loaded, problems = validate_spec(after, _systems(module.organisation_id), complete=False)
     if problems:
         raise SpecProblems(problems)
@@ -701,7 +711,17 @@ def import_bank(version: ModuleVersion, actor: User | None, read_lock: int, file
 
     def add(spec: ModuleSpec) -> None:
         taken = {q.key for q in spec.questions}
+        have = {asset.path for asset in spec.assets} | {
+            a.path for a in db.session.scalars(select(ContentAsset).where(
+                ContentAsset.module_id == version.module_id))}
         for question in result.questions:
+            missing = [ref for ref in IMAGE_REF_RE.findall(question.prompt)
+                       if ref not in have]
+            if missing:  # the validator would refuse the whole draft: skip this one
+                report.skipped.append(f"question '{question.key}': image "
+                                      f"'{missing[0]}' is not an image of this module "
+                                      "(upload it, then add the question)")
+                continue
             base, n = question.key, 2
             while question.key in taken:
                 question.key = f"{base[:60]}-{n}"

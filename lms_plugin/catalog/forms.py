@@ -123,7 +123,10 @@ class LessonForm(LockedForm):
     body = TextAreaField("Lesson text (Markdown; the first '# ' line is the title)",
                          validators=[DataRequired()])
     slug = StringField("Short name (empty: from the title)", filters=[_strip],
-                       validators=[Optional(), Length(max=100)])
+                       validators=[Optional(), Length(max=100),
+                                   Regexp(r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+                                          message="Use lowercase letters, digits and "
+                                                  "hyphens only.")])
 
     def to_spec(self, position: int) -> LessonSpec:
         body = self.body.data.replace("\r\n", "\n")
@@ -306,12 +309,16 @@ def attach_problems(form: FlaskForm, problems: list[Problem], fields: dict[str, 
     for problem in problems:
         message = problem.message
         target = default
-        for word in re.findall(r"'([a-z_]+)'", message):
+        for word in [*re.findall(r"'([a-z_]+)'", message), message.split(" ", 1)[0]]:
             if word in fields:
                 target = fields[word]
                 break
         if "short_text question needs" in message:
             target = "accepted"
+        if "question type" in message:
+            target = "type"
         if "question id" in message:
             target = "key"
+        if "lesson" in message and "name" in message and hasattr(form, "slug"):
+            target = "slug"
         getattr(form, target).errors = [*getattr(form, target).errors, message]
