@@ -13,12 +13,15 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     Index,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    and_,
+    or_,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -176,3 +179,12 @@ class ContentAsset(db.Model):
     content_type: Mapped[str] = mapped_column(String(100))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def live_version(now: datetime | None = None) -> ColumnElement[bool]:
+    """SQL condition: the version is published and has gone live (no ``go_live_at``, or
+    one at or before ``now``, default the current UTC time). What learners may take and
+    what counts for retraining; a version published with a later go-live date waits."""
+    moment = now or utcnow()
+    return and_(ModuleVersion.status == "published",
+                or_(ModuleVersion.go_live_at.is_(None), ModuleVersion.go_live_at <= moment))

@@ -37,6 +37,7 @@ from lms_plugin.catalog.models import (
     Module,
     ModuleVersion,
     Question,
+    live_version,
 )
 from lms_plugin.db import utcnow
 from lms_plugin.errors import NotFound, ValidationFailed
@@ -64,10 +65,11 @@ def get_module_by_id(organisation_id: int, module_id: int) -> Module:
 
 
 def current_version(module: Module) -> ModuleVersion | None:
-    """The newest published version: what learners take (drafts and retired ones are not)."""
+    """The newest published version that has gone live: what learners take (drafts,
+    retired ones and versions waiting for their go-live time are not)."""
     return db.session.scalar(
         select(ModuleVersion)
-        .where(ModuleVersion.module_id == module.id, ModuleVersion.status == "published")
+        .where(ModuleVersion.module_id == module.id, live_version())
         .order_by(ModuleVersion.number.desc()).limit(1)
     )
 
@@ -114,7 +116,7 @@ def list_modules_with_versions(organisation_id: int, system: str | None = None,
         .where(Module.organisation_id == organisation_id)
     )
     if not include_unpublished:
-        newest = newest.where(ModuleVersion.status == "published")
+        newest = newest.where(live_version())
     newest = newest.group_by(ModuleVersion.module_id).subquery()
     stmt = (
         select(Module, ModuleVersion)

@@ -22,7 +22,7 @@ from lms_plugin.accounts.models import (
     Organisation,
 )
 from lms_plugin.catalog import services as catalog
-from lms_plugin.catalog.models import Lesson, Module, ModuleVersion, Question
+from lms_plugin.catalog.models import Lesson, Module, ModuleVersion, Question, live_version
 from lms_plugin.errors import NotFound
 from lms_plugin.extensions import db
 from lms_plugin.learning.models import Completion, LessonProgress
@@ -262,7 +262,7 @@ def policy_score(user_id: int, module_id: int, now: datetime) -> PolicyScore | N
     since = validity_period_start(user_id, module_id, now)
     retrain_from = db.session.scalar(
         select(func.max(ModuleVersion.number)).where(
-            ModuleVersion.module_id == module_id, ModuleVersion.status == "published",
+            ModuleVersion.module_id == module_id, live_version(now),
             ModuleVersion.retraining_required.is_(True)))
     query = (select(Attempt).join(ModuleVersion,
                                   ModuleVersion.id == Attempt.module_version_id)
@@ -322,7 +322,7 @@ def valid_completion(user_id: int, module: Module, now: datetime) -> Completion 
     published version that requires retraining."""
     retrain_from = db.session.scalar(
         select(func.max(ModuleVersion.number)).where(
-            ModuleVersion.module_id == module.id, ModuleVersion.status == "published",
+            ModuleVersion.module_id == module.id, live_version(now),
             ModuleVersion.retraining_required.is_(True)))
     query = (select(Completion).join(ModuleVersion,
                                      ModuleVersion.id == Completion.module_version_id)
@@ -472,7 +472,7 @@ def module_overviews(user_id: int, pairs: list[tuple[Module, ModuleVersion]], no
         retrain_from = dict(db.session.execute(
             select(ModuleVersion.module_id, func.max(ModuleVersion.number))
             .where(ModuleVersion.module_id.in_(module_ids),
-                   ModuleVersion.status == "published",
+                   live_version(now),
                    ModuleVersion.retraining_required.is_(True))
             .group_by(ModuleVersion.module_id)).all())
     expired = False
@@ -531,7 +531,7 @@ def _with_newest_version(query, *, published_only: bool):
     for previews, newest not retired): one statement for any number of modules."""
     newest = select(ModuleVersion.module_id,
                     func.max(ModuleVersion.number).label("number"))
-    newest = newest.where(ModuleVersion.status == "published") if published_only \
+    newest = newest.where(live_version()) if published_only \
         else newest.where(ModuleVersion.status != "retired")
     newest = newest.group_by(ModuleVersion.module_id).subquery()
     return (query.add_columns(ModuleVersion)

@@ -282,3 +282,27 @@ def test_counts_stay_after_failed_posts(app, client, login_as):
     assert response.status_code == 422
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == before
+
+
+def test_go_live_time_holds_a_version_back_from_learners(app, client, login_as, factory):
+    login_as("author")
+    slug = build_draft(client, app)
+    assert _publish(client, slug, notes="v1").status_code == 302
+    base = f"/author/modules/{slug}"
+    post(client, f"{base}/draft", {"from_number": "1"}, form_page=base)
+    lock = lock_of(client, f"{base}/edit")
+    post(client, f"{base}/edit", {"lock": lock, "title": "Scanning, next year's edition",
+                                  "estimated_minutes": "15", "pass_mark": "80"})
+    assert _publish(client, slug, notes="v2", go_live_at="2099-06-01T07:00").status_code == 302
+    learner = app.test_client()
+    login(learner, factory.email_of(factory.user("learner")))
+    html = learner.get(f"/modules/{slug}").get_data(as_text=True)
+    assert "BCMA scanning" in html and "next year" not in html
+    assert "next year" not in learner.get("/home").get_data(as_text=True)
+    with app.app_context():
+        from datetime import UTC, datetime
+
+        version = db.session.scalar(select(ModuleVersion).where(ModuleVersion.number == 2))
+        version.go_live_at = datetime(2001, 1, 1, tzinfo=UTC)
+        db.session.commit()
+    assert "next year" in learner.get(f"/modules/{slug}").get_data(as_text=True)
