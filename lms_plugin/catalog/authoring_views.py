@@ -67,6 +67,21 @@ def _tojson_pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
 
 
+@bp.app_template_filter("diff_line")
+def _diff_line(line: str) -> str:
+    """A unified-diff line for a trainer: "@@ -1,5 +1,6 @@" becomes "Lines 1 to 6"; "-"
+    becomes "−" (a minus sign screen readers say)."""
+    import re
+
+    hunk = re.match(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", line)
+    if hunk:
+        start, count = int(hunk.group(1)), int(hunk.group(2) or 1)
+        return f"Lines {start} to {start + max(count, 1) - 1}:"
+    if line.startswith("-"):
+        return "−" + line[1:]
+    return line
+
+
 def _module(slug: str):
     return services.get_module(current_user.organisation_id, slug)
 

@@ -126,6 +126,14 @@ def test_author_builds_publishes_and_a_learner_passes(app, factory, server, brow
     page.click("button:has-text('Save question')")
     page.wait_for_url(f"{server}/author/modules/bedside-scan")
     assert page.locator(".editable-list li").count() == 3
+    # Reorder with the row buttons.
+    page.click("form[action$='/questions/1/move'] button:has-text('Move down')")
+    page.wait_for_url(f"{server}/author/modules/bedside-scan")
+    keys = page.locator(".editable-list li > a").all_inner_texts()
+    assert keys == ["Scan first", "override", "scan-what"], keys
+    page.click("form[action$='/questions/2/move'] button:has-text('Move up')")
+    page.wait_for_url(f"{server}/author/modules/bedside-scan")
+    assert page.locator(".editable-list li > a").all_inner_texts()[1] == "scan-what"
 
     # Preview as learner, then publish.
     page.click("text=Preview as learner")
@@ -178,6 +186,7 @@ def test_author_builds_publishes_and_a_learner_passes(app, factory, server, brow
     _sign_in(page, server, author, "/author/modules/bedside-scan")
     page.click("button:has-text('Start a new draft')")
     page.context.close()
+    _shoot(browser, server, author, "module-draft", "/author/modules/bedside-scan")
     _shoot(browser, server, author, "module-editor", "/author/modules/bedside-scan/edit")
     _shoot(browser, server, author, "question-editor",
            "/author/modules/bedside-scan/questions/1")

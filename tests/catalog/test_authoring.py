@@ -4,6 +4,7 @@ systems, and the database checked after each step."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 from sqlalchemy import func, select
@@ -126,6 +127,7 @@ def test_new_draft_diff_and_versions(app, client, login_as):
     html = client.get(f"{base}/diff?old=1&new=2").get_data(as_text=True)
     assert "Pass mark (%)" in html and "90" in html
     assert "+Then scan the **medication**." in html
+    assert re.search(r"Lines \d+ to \d+:", html) and "@@" not in html
     assert "Removed:</strong> rate" in html
     assert "Changed: scan-first" in html
     assert _versions(app, slug) == [(1, "published"), (2, "published")]
