@@ -732,8 +732,3 @@ def import_bank(version: ModuleVersion, actor: User | None, read_lock: int, file
 
     save_draft(version, actor, read_lock, add, f"bank import {filename}")
     return report
-
-
-def find_asset(module_id: int, path: str) -> ContentAsset | None:
-    return db.session.scalar(select(ContentAsset).where(
-        ContentAsset.module_id == module_id, ContentAsset.path == path).limit(1))
