@@ -100,9 +100,29 @@ def _conflict(version: ModuleVersion, change: Callable[[ModuleSpec], None]) -> E
     with contextlib.suppress(DomainError):  # e.g. the question it edits was deleted
         change(mine)
     changed = _changed(_audit_view(current), _audit_view(mine))
-    return EditConflict(current, version.lock_version,
-                        [(k, changed["before"][k], changed["after"][k])
-                         for k in changed["before"]])
+    rows: list[tuple[str, Any, Any]] = []
+    for key in changed["before"]:
+        theirs, yours = changed["before"][key], changed["after"][key]
+        if key in ("lessons", "questions"):  # one row per lesson/question that differs
+            name = "slug" if key == "lessons" else "id"
+            a = {item[name]: item for item in theirs or []}
+            b = {item[name]: item for item in yours or []}
+            for ident in dict.fromkeys([*a, *b]):
+                if a.get(ident) != b.get(ident):
+                    label = f"{key[:-1]} {ident}"
+                    rows.append((label, _readable(a.get(ident)), _readable(b.get(ident))))
+            if [*a] != [*b] and not any(r[0].startswith(key[:-1]) for r in rows):
+                rows.append((f"order of {key}", list(a), list(b)))
+        else:
+            rows.append((key, theirs, yours))
+    return EditConflict(current, version.lock_version, rows)
+
+
+def _readable(item: dict[str, Any] | None) -> Any:
+    """A lesson as its Markdown text, a question as its mapping (None: not there)."""
+    if item is None:
+        return "(not there)"
+    return item.get("body", item)
 
 
 # ------------------------------------------------------------------------- validation

@@ -308,3 +308,23 @@ def test_go_live_time_holds_a_version_back_from_learners(app, client, login_as, 
         version.go_live_at = datetime(2001, 1, 1, tzinfo=UTC)
         db.session.commit()
     assert "next year" in learner.get(f"/modules/{slug}").get_data(as_text=True)
+
+
+def test_lesson_conflict_shows_their_text_and_keeps_mine(app, client, login_as, factory):
+    login_as("author")
+    slug = build_draft(client, app)
+    base = f"/author/modules/{slug}"
+    stale = lock_of(client, f"{base}/lessons/1")
+    other = app.test_client()
+    login(other, factory.email_of(factory.user("author")))
+    assert post(other, f"{base}/lessons/1", {"lock": stale, "body": LESSON + "\nTheirs.\n"}
+                ).status_code == 302
+    response = post(client, f"{base}/lessons/1", {"lock": stale, "body": LESSON + "\nMine.\n"})
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "lesson scanning-basics" in html and "Theirs." in html
+    assert "Mine." in html.split('id="body"')[1].split("</textarea>")[0]  # kept
+    with app.app_context():
+        from lms_plugin.catalog.models import Lesson
+
+        assert "Theirs." in db.session.scalar(select(Lesson.body_markdown))
