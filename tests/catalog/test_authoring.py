@@ -138,13 +138,18 @@ def test_new_draft_diff_and_versions(app, client, login_as):
     assert client.get(f"{base}/diff?old=x").status_code == 422
 
 
-def test_edit_conflict_keeps_input_and_shows_the_difference(app, client, login_as, factory):
+def _two_authors(app, client, login_as, factory, page: str):
+    """(module base path, lock read on ``page``, a second signed-in author's client)."""
     login_as("author")
-    slug = build_draft(client, app)
-    base = f"/author/modules/{slug}"
-    stale_lock = lock_of(client, f"{base}/edit")
+    base = f"/author/modules/{build_draft(client, app)}"
+    stale = lock_of(client, f"{base}/{page}")
     other = app.test_client()
     login(other, factory.email_of(factory.user("author")))
+    return base, stale, other
+
+
+def test_edit_conflict_keeps_input_and_shows_the_difference(app, client, login_as, factory):
+    base, stale_lock, other = _two_authors(app, client, login_as, factory, "edit")
     assert post(other, f"{base}/edit", {"lock": stale_lock, "title": "Their title",
                                         "estimated_minutes": "15", "pass_mark": "80"}
                 ).status_code == 302
@@ -311,12 +316,7 @@ def test_go_live_time_holds_a_version_back_from_learners(app, client, login_as, 
 
 
 def test_lesson_conflict_shows_their_text_and_keeps_mine(app, client, login_as, factory):
-    login_as("author")
-    slug = build_draft(client, app)
-    base = f"/author/modules/{slug}"
-    stale = lock_of(client, f"{base}/lessons/1")
-    other = app.test_client()
-    login(other, factory.email_of(factory.user("author")))
+    base, stale, other = _two_authors(app, client, login_as, factory, "lessons/1")
     assert post(other, f"{base}/lessons/1", {"lock": stale, "body": LESSON + "\nTheirs.\n"}
                 ).status_code == 302
     response = post(client, f"{base}/lessons/1", {"lock": stale, "body": LESSON + "\nMine.\n"})
