@@ -162,15 +162,18 @@ def module_new():
 @bp.get("/modules/<slug>")
 @allow(*AUTHORS)
 def module_page(slug: str):
-    module = _module(slug)
+    return _render_module_page(_module(slug), RetireForm())
+
+
+def _render_module_page(module, retire_form: RetireForm):
     draft = authoring.draft_of(module)
     latest = services.latest_version(module)
+    versions = list(module.versions)
     return render_template(
         "authoring/module.html", module=module, draft=draft, latest=latest,
-        versions=list(module.versions), status=authoring.module_status(list(module.versions)),
-        lock=LockedForm(lock=str(draft.lock_version)) if draft else None,
+        versions=versions, status=authoring.module_status(versions),
         open_form=OpenDraftForm(from_number=str(latest.number)) if latest else None,
-        retire_form=RetireForm(), restore_form=PlainForm(), item_types=ITEM_TYPES)
+        retire_form=retire_form, restore_form=PlainForm(), item_types=ITEM_TYPES)
 
 
 @bp.post("/modules/<slug>/draft")
@@ -436,14 +439,7 @@ def retire(slug: str):
             db.session.commit()
             flash("The module is retired: learners no longer see it.", "info")
             return redirect(url_for("authoring.module_page", slug=slug))
-    draft = authoring.draft_of(module)
-    latest = services.latest_version(module)
-    return render_template(
-        "authoring/module.html", module=module, draft=draft, latest=latest,
-        versions=list(module.versions), status=authoring.module_status(list(module.versions)),
-        lock=LockedForm(lock=str(draft.lock_version)) if draft else None,
-        open_form=OpenDraftForm(from_number=str(latest.number)) if latest else None,
-        retire_form=form, restore_form=PlainForm(), item_types=ITEM_TYPES), 422
+    return _render_module_page(module, form), 422
 
 
 @bp.post("/modules/<slug>/restore")
