@@ -141,3 +141,23 @@ def test_moodle_xml_bank_and_refusals(app, client, login_as):
                  form_page=f"{base}/bank", content_type="multipart/form-data")
     assert stale.status_code == 409
     assert snapshot(app) == before
+
+
+def test_zip_replacing_a_draft_makes_open_editor_forms_stale(app, client, login_as):
+    login_as("author")
+    assert _upload(client, _zip(_valid_entries())).status_code == 200
+    base = "/author/modules/safe-ordering"
+    stale = lock_of(client, f"{base}/edit")
+    entries = _valid_entries()
+    yaml_name = "modules/safe-ordering/module.yaml"
+    entries[yaml_name] = entries[yaml_name].replace(b"estimated_minutes: 20",
+                                                    b"estimated_minutes: 42")
+    response = _upload(client, _zip(entries))
+    assert response.status_code == 200 and "1 draft replaced" in response.get_data(as_text=True)
+    response = post(client, f"{base}/edit", {"lock": stale, "title": "Mine",
+                                             "estimated_minutes": "15", "pass_mark": "80"})
+    assert response.status_code == 409
+    with app.app_context():
+        version = db.session.scalar(select(ModuleVersion).join(Module).where(
+            Module.slug == "safe-ordering"))
+        assert version.estimated_minutes == 42
