@@ -689,19 +689,7 @@ def import_zip(organisation: Organisation, actor: User | None,
         raise SpecProblems(bundle.problems)
     for spec in bundle.modules:
         spec.status = "draft"
-    summary = services.import_content(bundle, organisation, actor=actor)
-    # A replaced draft changed under any open editor form: advance its lock so such a
-    # form's next save is a conflict, not a silent overwrite of the import.
-    replaced = [m.slug for m in summary.modules if m.outcome == services.DRAFT_REPLACED]
-    if replaced:
-        db.session.execute(
-            update(ModuleVersion)
-            .where(ModuleVersion.status == "draft", ModuleVersion.module_id.in_(
-                select(Module.id).where(Module.organisation_id == organisation.id,
-                                        Module.slug.in_(replaced))))
-            .values(lock_version=ModuleVersion.lock_version + 1)
-            .execution_options(synchronize_session=False))
-    return summary
+    return services.import_content(bundle, organisation, actor=actor)
 
 
 @dataclass

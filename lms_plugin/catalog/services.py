@@ -260,6 +260,9 @@ def import_module(organisation_id: int, spec: ModuleSpec,
     module.system_id = system.id
     if latest is not None and latest.status == "draft":
         outcome = NEW_VERSION if spec.status == "published" else DRAFT_REPLACED
+        # The draft changes under any open web-editor form: advance its optimistic lock so
+        # such a form's next save is a conflict, not a silent overwrite of this import.
+        latest.lock_version += 1
         version = _fill_version(latest, spec, content_hash)
     else:
         outcome = NEW_VERSION
