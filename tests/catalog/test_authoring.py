@@ -328,3 +328,50 @@ def test_lesson_conflict_shows_their_text_and_keeps_mine(app, client, login_as, 
         from lms_plugin.catalog.models import Lesson
 
         assert "Theirs." in db.session.scalar(select(Lesson.body_markdown))
+
+
+def test_every_authoring_change_is_audited_with_before_and_after(app, client, login_as):
+    login_as("admin")
+    slug = build_draft(client, app)
+    base = f"/author/modules/{slug}"
+    post(client, f"{base}/images", {"img-image": (io.BytesIO(b"GIF89a" + b"\0" * 20), "a.gif"),
+                                    "img-alt": "x"}, form_page=f"{base}/lessons/1",
+         content_type="multipart/form-data")
+    post(client, f"{base}/questions/2/delete", {"lock": lock_of(client, f"{base}/edit")},
+         form_page=base)
+    _publish(client, slug)
+    post(client, f"{base}/retire", {"reason": "old"}, form_page=base)
+    post(client, f"{base}/restore", {}, form_page=base)
+    post(client, f"{base}/draft", {"from_number": "1"}, form_page=base)
+    with app.app_context():
+        system_id = db.session.scalar(select(ClinicalSystem.id))
+    post(client, f"/author/systems/{system_id}", {"name": "EHR", "description": "d"})
+    kinds = {}
+    with app.app_context():
+        for event in db.session.scalars(select(AuditEvent)):
+            kinds.setdefault(event.action, event.details)
+    assert {"system.create", "system.update", "module.create", "version.update",
+            "asset.upload", "version.publish", "module.retire", "module.restore",
+            "version.draft"} <= kinds.keys()
+    for action, details in kinds.items():
+        if action.startswith(("system.", "module.", "version.", "asset.")):
+            assert "before" in details and "after" in details, action
+    assert kinds["version.update"]["what"] == "lesson scanning-basics"
+
+
+def test_module_list_statements_do_not_grow_with_modules(app, client, login_as):
+    from tests.statements import counted
+
+    login_as("author")
+    system_id = make_system(app)
+    for n in range(2):
+        post(client, "/author/modules/new", {"title": f"M{n}", "slug": f"m{n}",
+                                             "system_id": system_id})
+    with counted() as few:
+        assert client.get("/author/modules").status_code == 200
+    for n in range(2, 8):
+        post(client, "/author/modules/new", {"title": f"M{n}", "slug": f"m{n}",
+                                             "system_id": system_id})
+    with counted() as many:
+        assert client.get("/author/modules").status_code == 200
+    assert len(many) == len(few)
