@@ -110,6 +110,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from lms_plugin import core
     from lms_plugin.accounts import views as accounts_views
+    from lms_plugin.catalog import authoring_views as catalog_authoring_views
     from lms_plugin.catalog import views as catalog_views
     from lms_plugin.jobs import views as jobs_views
     from lms_plugin.learning import admin_views as learning_admin_views
@@ -123,6 +124,7 @@ def register_blueprints(app: Flask) -> None:
         core.bp,
         accounts_views.bp,
         catalog_views.bp,
+        catalog_authoring_views.bp,
         learning_views.bp,
         learning_admin_views.bp,
         jobs_views.bp,

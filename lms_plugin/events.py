@@ -43,26 +43,6 @@ Keyword argument ``event``: :class:`CompletionRecorded`. Sent after ``attempt_gr
 the same attempt, in the same transaction.
 """)
 
-version_published = _signals.signal("version-published", doc="""\
-A module version was published (``catalog`` content import or editor).
-
-Keyword argument ``event``: :class:`VersionPublished`. ``learning`` re-evaluates the
-organisation's assignment rules (a newly published module gains its assignments) through an
-outbox job, so ``catalog`` never imports ``learning`` (issue 14).
-""")
-
-
-@dataclass(frozen=True)
-class VersionPublished:
-    """Payload of :data:`version_published`: ``when`` is the UTC publication time."""
-
-    organisation_id: int
-    module_id: int
-    version_id: int
-    retraining_required: bool
-    when: datetime
-
-
 @dataclass(frozen=True)
 class AttemptGraded:
     """Payload of :data:`attempt_graded`.
@@ -109,3 +89,29 @@ def announce(signal, event: object) -> None:
     module docstring). Needs an application context.
     """
     signal.send(current_app._get_current_object(), event=event)
+
+
+version_published = _signals.signal("version-published", doc="""\
+A module version was published: sent by ``catalog.services.publish_version``, the one
+publish path (content import, ``lms-plugin content publish``, the authoring pages), after the
+sign-off gate let it through.
+
+Keyword argument ``event``: :class:`VersionPublished`. Same receiver rules as above (inside
+the publishing transaction; flush, never commit). ``learning`` queues the organisation's
+assignment evaluation (a newly published module gains its assignments; a retraining version
+reopens them) through an outbox job, so ``catalog`` never imports ``learning`` (issue 14).
+""")
+
+
+@dataclass(frozen=True)
+class VersionPublished:
+    """Payload of :data:`version_published`. ``go_live_at``: UTC time learners should start
+    on it (None: now); ``when``: UTC publishing time."""
+
+    version_id: int
+    module_id: int
+    organisation_id: int
+    number: int
+    retraining_required: bool
+    go_live_at: datetime | None
+    when: datetime

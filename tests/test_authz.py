@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from lms_plugin.authz import AUTHENTICATED, COURSE_AUTHOR, PUBLIC, policy_of
 from lms_plugin.catalog.models import Module
+from tests.catalog.authoring_helpers import sample_system
 from tests.catalog.helpers import sample_asset
 from tests.conftest import csrf_token, login
 from tests.jobs.helpers import make_job
@@ -65,6 +66,16 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     # LMS courses and the roster (NRPS) sync button (course authors: their course only).
     "lti_roster.courses": (frozenset({"author", "admin", COURSE_AUTHOR}), False),
     "lti_roster.sync": (frozenset({"author", "admin", COURSE_AUTHOR}), True),
+    # Authoring (catalog/authoring_views.py): the organisation's authors and admins.
+    **{f"authoring.{name}": (frozenset({"author", "admin"}), scoped) for name, scoped in (
+        ("module_list", False), ("module_new", False), ("module_page", True),
+        ("open_draft", True), ("metadata", True), ("lesson_new", True),
+        ("lesson_edit", True), ("lesson_move", True), ("lesson_delete", True),
+        ("image_upload", True), ("question_new", True), ("question_edit", True),
+        ("question_move", True), ("question_delete", True), ("publish", True),
+        ("retire", True), ("restore", True), ("diff", True), ("export_zip", True),
+        ("import_zip", False), ("bank", True), ("system_list", False),
+        ("system_new", False), ("system_edit", True))},
 }
 
 # The built-in demo LMS (issue 12.3), registered only when LMS_DEMO is on: all public, like an
@@ -118,6 +129,9 @@ def sample_args(factory) -> dict[str, object]:
         "token": "not-a-real-reset-token",
         # An assignment rule of the home organisation (on the sample module).
         "rule_id": _sample_rule(factory.app),
+        # A question of the sample module's newest version, and a clinical system.
+        "index": 1,
+        "system_id": sample_system(factory.app),
     }
 
 

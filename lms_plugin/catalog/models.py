@@ -13,13 +13,16 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     Index,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    and_,
     false,
+    or_,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -86,8 +89,9 @@ class ModuleVersion(db.Model):
     number: Mapped[int]
     status: Mapped[str] = mapped_column(String(20), default="draft")
     retraining_required: Mapped[bool] = mapped_column(default=False)
-    # When a retraining-required version takes effect (an EHR upgrade's go-live); None =
-    # at publication. Until then earlier completions still count (issue 14).
+    # When learners start on this version (an EHR upgrade's go-live, set at publishing);
+    # None = at publication. Until then the previous version is the live one and earlier
+    # completions still count (issues 13, 14; ``live_version``).
     go_live_at: Mapped[datetime | None]
     change_notes: Mapped[str] = mapped_column(Text, default="")
     # sha256 of the normalised source (files or editor): an unchanged import makes no version.
@@ -112,6 +116,9 @@ class ModuleVersion(db.Model):
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
+    # Optimistic locking of the web editor: every saved edit of a draft adds one, and a save
+    # from a form that read an older value is refused as a conflict (catalog.authoring).
+    lock_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     module: Mapped[Module] = relationship(back_populates="versions")
     lessons: Mapped[list[Lesson]] = relationship(
@@ -237,3 +244,10 @@ class SignoffApproval(db.Model):
     role_name: Mapped[str] = mapped_column(String(100))
     content_hash: Mapped[str] = mapped_column(String(64))
     approved_at: Mapped[datetime] = mapped_column(default=utcnow)
+def live_version(now: datetime | None = None) -> ColumnElement[bool]:
+    """SQL condition: the version is published and has gone live (no ``go_live_at``, or
+    one at or before ``now``, default the current UTC time). What learners may take and
+    what counts for retraining; a version published with a later go-live date waits."""
+    moment = now or utcnow()
+    return and_(ModuleVersion.status == "published",
+                or_(ModuleVersion.go_live_at.is_(None), ModuleVersion.go_live_at <= moment))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 
@@ -40,6 +41,7 @@ from lms_plugin.catalog.models import (
     Module,
     ModuleVersion,
     Question,
+    live_version,
 )
 from lms_plugin.db import utcnow
 from lms_plugin.errors import Conflict, NotFound, ValidationFailed
@@ -67,10 +69,11 @@ def get_module_by_id(organisation_id: int, module_id: int) -> Module:
 
 
 def current_version(module: Module) -> ModuleVersion | None:
-    """The newest published version: what learners take (drafts and retired ones are not)."""
+    """The newest published version that has gone live: what learners take (drafts,
+    retired ones and versions waiting for their go-live time are not)."""
     return db.session.scalar(
         select(ModuleVersion)
-        .where(ModuleVersion.module_id == module.id, ModuleVersion.status == "published")
+        .where(ModuleVersion.module_id == module.id, live_version())
         .order_by(ModuleVersion.number.desc()).limit(1)
     )
 
@@ -117,7 +120,7 @@ def list_modules_with_versions(organisation_id: int, system: str | None = None,
         .where(Module.organisation_id == organisation_id)
     )
     if not include_unpublished:
-        newest = newest.where(ModuleVersion.status == "published")
+        newest = newest.where(live_version())
     newest = newest.group_by(ModuleVersion.module_id).subquery()
     stmt = (
         select(Module, ModuleVersion)
@@ -318,6 +321,9 @@ def _store_module(organisation_id: int, spec: ModuleSpec, system: ClinicalSystem
     module.system_id = system.id
     if latest is not None and latest.status == "draft":
         outcome = NEW_VERSION if want_published else DRAFT_REPLACED
+        # The draft changes under any open web-editor form: advance its optimistic lock so
+        # such a form's next save is a conflict, not a silent overwrite of this import.
+        latest.lock_version += 1
         version = _fill_version(latest, spec, content_hash)
         signoff.clear_stale(version, actor=actor)  # a change after approval clears it
     else:
@@ -350,12 +356,6 @@ def _fill_version(version: ModuleVersion, spec: ModuleSpec, content_hash: str) -
     _sync_lessons(version, spec.lessons)
     _sync_questions(version, spec.questions)
     db.session.flush()
-    if version.status == "published":
-        module = db.session.get(Module, version.module_id)
-        events.announce(events.version_published, events.VersionPublished(
-            organisation_id=module.organisation_id, module_id=module.id,
-            version_id=version.id, retraining_required=version.retraining_required,
-            when=version.published_at))
     return version
 
 
@@ -409,7 +409,8 @@ def _store_assets(module_id: int, assets: list[AssetSpec]) -> None:
 
 
 def publish_version(organisation_id: int, version_id: int, *, actor: User | None = None,
-                    local_markers_ok: bool = False) -> ModuleVersion:
+                    local_markers_ok: bool = False, go_live_at: datetime | None = None,
+                    now: datetime | None = None) -> ModuleVersion:
     """Publish a draft version: THE one way a version reaches learners (content import,
     ``lms-plugin content publish`` and the authoring pages all call this).
 
@@ -417,7 +418,10 @@ def publish_version(organisation_id: int, version_id: int, *, actor: User | None
     approved this exact version, i.e. its current ``content_hash``; stale approvals are
     cleared first. The version must hold no unresolved ``[[local: …]]`` marker (unless
     ``local_markers_ok``: a demo organisation publishing the shipped content as written).
-    Audited ``content.publish`` with the status before/after, the hash and the approvals.
+    ``go_live_at`` (UTC): when learners start on it (None: now; a retraining version's
+    go-live date, issue 14). Audited ``content.publish`` with the status before/after, the
+    change notes, retraining choice, go-live time, the hash and the approvals; announces
+    ``events.version_published``.
 
     Raises NotFound (404: no such version in the organisation), Conflict (409: not a draft,
     or approvals missing, naming each reviewer still to approve), ValidationFailed (422: an
@@ -441,18 +445,28 @@ def publish_version(organisation_id: int, version_id: int, *, actor: User | None
         raise Conflict(f"{module.slug} version {version.number} cannot be published yet: "
                        f"waiting for sign-off from {', '.join(waiting)} (each must approve "
                        "this exact version: lms-plugin signoff approve)")
+    now = now or utcnow()
     version.status = "published"
-    version.published_at = utcnow()
+    version.published_at = now
+    version.go_live_at = go_live_at
     db.session.flush()
     record_audit("content.publish", actor=actor, organisation_id=organisation_id,
                  target=("module_version", version.id),
                  details={"module": module.slug, "version": version.number,
-                          "before": {"status": "draft"}, "after": {"status": "published"},
+                          "before": {"status": "draft"},
+                          "after": {"status": "published", "change_notes": version.change_notes,
+                                    "retraining_required": version.retraining_required,
+                                    "go_live_at": go_live_at.isoformat() if go_live_at
+                                    else None},
                           "content_hash": version.content_hash,
                           "local_markers_ok": local_markers_ok,
                           "approvals": [f"{s.approval.reviewer_name} ({s.approval.role_name}) "
                                         f"{s.approval.approved_at.isoformat()}"
                                         for s in states]})
+    events.announce(events.version_published, events.VersionPublished(
+        version_id=version.id, module_id=module.id, organisation_id=organisation_id,
+        number=version.number, retraining_required=version.retraining_required,
+        go_live_at=go_live_at, when=now))
     return version
 
 

@@ -22,7 +22,7 @@ from lms_plugin.accounts.models import (
     Organisation,
 )
 from lms_plugin.catalog import services as catalog
-from lms_plugin.catalog.models import Lesson, Module, ModuleVersion, Question
+from lms_plugin.catalog.models import Lesson, Module, ModuleVersion, Question, live_version
 from lms_plugin.errors import NotFound
 from lms_plugin.extensions import db
 from lms_plugin.learning import assignments
@@ -563,7 +563,7 @@ def _with_newest_version(query, *, published_only: bool):
     for previews, newest not retired): one statement for any number of modules."""
     newest = select(ModuleVersion.module_id,
                     func.max(ModuleVersion.number).label("number"))
-    newest = newest.where(ModuleVersion.status == "published") if published_only \
+    newest = newest.where(live_version()) if published_only \
         else newest.where(ModuleVersion.status != "retired")
     newest = newest.group_by(ModuleVersion.module_id).subquery()
     return (query.add_columns(ModuleVersion)
