@@ -42,6 +42,7 @@ from lms_plugin.catalog.content_format import (
     IMAGE_EXTENSIONS,
     IMAGE_REF_RE,
     SLUG_RE,
+    SOURCES_HEADING_RE,
     AssetSpec,
     BankResult,
     ModuleSpec,
@@ -58,7 +59,11 @@ from lms_plugin.errors import Conflict, ValidationFailed
 from lms_plugin.extensions import db
 
 #: Problems a draft may have while it is being written (content_format's own messages).
-INCOMPLETE = ("module has no lessons", "'questions' is empty")
+INCOMPLETE = ("module has no lessons", "'questions' is empty",
+              # Issue 17's rules that a draft meets as it grows: sources end each lesson, and
+              # the pool reaches twice the draw. Saved drafts may lack them; publishing
+              # (complete=True) and content files may not.
+              "lesson has no sources", "'## Sources' lists no source", "'draw' is ")
 
 MAX_ZIP_BYTES = 20 * 1024 * 1024  # an uploaded content .zip (compressed)
 MAX_UNZIPPED_BYTES = 60 * 1024 * 1024  # everything inside it, uncompressed
@@ -157,20 +162,35 @@ def _reload_incomplete(spec: ModuleSpec, systems: set[str] | None) -> ModuleSpec
     from lms_plugin.catalog.content_format import LessonSpec, QuestionSpec
 
     probe = copy.deepcopy(spec)
+    placeholder_sources = ("\n\n## Sources\n\n- Placeholder. Publisher, 2024. "
+                           "<https://example.org/>\n")
     if not probe.lessons:
-        probe.lessons = [LessonSpec(1, "placeholder", "Placeholder", "# Placeholder\n")]
+        probe.lessons = [LessonSpec(1, "placeholder", "Placeholder",
+                                    "# Placeholder" + placeholder_sources)]
+    unsourced = set()
+    for lesson in probe.lessons:  # a draft's lesson may not list its sources yet
+        if not any(SOURCES_HEADING_RE.match(line) for line in lesson.body_markdown.splitlines()):
+            unsourced.add(lesson.position)
+            lesson.body_markdown = lesson.body_markdown.rstrip() + placeholder_sources
     if not probe.questions:
         probe.questions = [QuestionSpec("placeholder", "short_text", "Placeholder",
                                         data={"accepted": ["x"], "points": 1})]
         probe.draw_count = None
+    if probe.draw_count is not None and 2 * probe.draw_count > len(probe.questions):
+        probe.draw_count = None  # the pool is still growing
     with tempfile.TemporaryDirectory(prefix="lms-authoring-") as scratch:
         folder = exporter.write_module(Path(scratch), probe)
         loaded = load_module(folder, f"modules/{spec.slug}", systems, [])
     assert loaded is not None
     if not spec.lessons:
         loaded.lessons = []
+    originals = {lesson.position: lesson.body_markdown for lesson in spec.lessons}
+    for lesson in loaded.lessons:
+        if lesson.position in unsourced:
+            lesson.body_markdown = originals[lesson.position]
     if not spec.questions:
-        loaded.questions, loaded.draw_count = [], spec.draw_count
+        loaded.questions = []
+    loaded.draw_count = spec.draw_count
     return loaded
 
 
