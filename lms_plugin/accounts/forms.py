@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length
+
+from lms_plugin.authz import ROLES
 
 
 class LoginForm(FlaskForm):
@@ -15,3 +17,18 @@ class ChangePasswordForm(FlaskForm):
     current_password = PasswordField("Current password", validators=[DataRequired()])
     new_password = PasswordField("New password", validators=[DataRequired(), Length(min=12,
                                                                                    max=1024)])
+
+
+class OrganisationSettingsForm(FlaskForm):
+    """Name and time zone (an IANA name, checked by ``services.check_timezone``)."""
+
+    name = StringField("Organisation name", validators=[DataRequired(), Length(max=200)])
+    timezone = StringField("Time zone", validators=[DataRequired(), Length(max=64)])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[(r, r.capitalize()) for r in ROLES])
+
+
+class ActiveForm(FlaskForm):
+    """Deactivate / reactivate: the button carries nothing but the CSRF token."""

@@ -229,6 +229,23 @@ class LaunchPlan:
     message_type: str
 
 
+def presentation(claims: Mapping[str, t.Any]) -> dict[str, str | None]:
+    """``return_url`` and ``document_target`` of the ``launch_presentation`` claim (LTI 1.3
+    core §5.4.3; both optional), for ``flask.session["lti"]``. A return URL that is not
+    http(s) or is longer than 1000 characters is dropped (never a ``javascript:`` link on a
+    page); an unknown target is dropped too."""
+    claim = claims.get(CLAIM + "launch_presentation")
+    if not isinstance(claim, Mapping):
+        return {"return_url": None, "document_target": None}
+    url = claim.get("return_url")
+    if not (isinstance(url, str) and len(url) <= 1000
+            and url.lower().startswith(("https://", "http://"))):
+        url = None
+    target = claim.get("document_target")
+    return {"return_url": url,
+            "document_target": target if target in ("iframe", "frame", "window") else None}
+
+
 def claim_keys(claims: Mapping[str, t.Any]) -> tuple[str | None, str | None]:
     """The course (context id) and link (resource link id) an id_token names, if any."""
     keys: list[str | None] = []
