@@ -54,6 +54,7 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "accounts.grant_role": (frozenset({"admin"}), True),
     "accounts.revoke_role": (frozenset({"admin"}), True),
     "accounts.set_active": (frozenset({"admin"}), True),
+    "accounts.add_local_signin": (frozenset({"admin"}), True),
     "accounts.audit_export": (frozenset({"admin", "officer"}), False),
     "lti_admin.platform_list": (frozenset({"admin"}), False),
     "lti_admin.platform_add": (frozenset({"admin"}), False),

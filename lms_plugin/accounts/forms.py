@@ -32,3 +32,8 @@ class RoleForm(FlaskForm):
 
 class ActiveForm(FlaskForm):
     """Deactivate / reactivate: the button carries nothing but the CSRF token."""
+
+
+class LocalSigninForm(FlaskForm):
+    email = EmailField("Email for local sign-in",
+                       validators=[DataRequired(), Email(), Length(max=254)])

@@ -227,8 +227,8 @@ class AuditEvent(db.Model):
 AUDIT_APPEND_ONLY_DDL = (
     """CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
 BEGIN
-  RAISE EXCEPTION 'audit_event is append-only: % refused', TG_OP
-    USING ERRCODE = 'insufficient_privilege';
+  RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+    MESSAGE = 'audit_event is append-only: ' || TG_OP || ' refused';
 END;
 $$ LANGUAGE plpgsql""",
     """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event

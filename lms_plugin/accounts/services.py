@@ -805,3 +805,54 @@ def set_user_active(organisation_id: int, user_id: int, active: bool,
                      details=changed)
         db.session.flush()
     return user
+
+
+def find_person(organisation_id: int, text_: str) -> User:
+    """A person of the organisation named by ``text_``: their id (digits) or an email
+    (local sign-in email first, then profile email). Raises ValidationFailed (field
+    ``actor``) when nobody, or several people with that profile email, match."""
+    text_ = (text_ or "").strip()
+    if text_.isascii() and text_.isdigit():
+        user = db.session.get(User, int(text_)) if int(text_) <= 2**31 - 1 else None
+        if user is not None and user.organisation_id == organisation_id:
+            return user
+        raise ValidationFailed(f"no person with id {text_} in your organisation",
+                               field="actor")
+    email = text_.lower()
+    user = db.session.scalar(select(User).join(LocalCredential).where(
+        LocalCredential.email == email, User.organisation_id == organisation_id))
+    if user is None:
+        found = list(db.session.scalars(select(User).where(
+            User.organisation_id == organisation_id, func.lower(User.email) == email).limit(2)))
+        if len(found) > 1:
+            raise ValidationFailed(f"several people have the email {email}: give the id on "
+                                   "their page", field="actor")
+        user = found[0] if found else None
+    if user is None:
+        raise ValidationFailed(f"nobody in your organisation has the id or email {text_!r}",
+                               field="actor")
+    return user
+
+
+def add_local_signin(organisation_id: int, user_id: int, email: str,
+                     actor: User | None) -> str:
+    """Link a person who arrives by LTI to a local account: the same person (their
+    identities, attempts and completions stay theirs) gets a local sign-in with ``email``
+    and a one-time password, returned once, to change at first sign-in. Raises NotFound
+    (another organisation), Conflict when they have one already or the email is another
+    account's, ValidationFailed (field ``email``) for a bad address. Audited; flushes."""
+    user = get_user(organisation_id, user_id)
+    if user.credential is not None:
+        raise Conflict(f"{user.name} already signs in locally as {user.credential.email}",
+                       field="email")
+    email = normalise_email(email)
+    if db.session.scalar(select(LocalCredential.id).where(LocalCredential.email == email)):
+        raise Conflict(f"a local account for {email} already exists", field="email")
+    password = secrets.token_urlsafe(15)
+    user.credential = LocalCredential(email=email, password_hash=hash_password(password),
+                                      must_change_password=True)
+    db.session.flush()
+    record_audit("user.add_local_signin", actor=actor, organisation_id=organisation_id,
+                 target=("user", user.id),
+                 details={"local_email": {"before": None, "after": email}})
+    return password

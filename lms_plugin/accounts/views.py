@@ -23,12 +23,13 @@ from lms_plugin.accounts import services, signin
 from lms_plugin.accounts.forms import (
     ActiveForm,
     ChangePasswordForm,
+    LocalSigninForm,
     LoginForm,
     OrganisationSettingsForm,
     RoleForm,
 )
 from lms_plugin.authz import AUTHENTICATED, PUBLIC, ROLES, allow
-from lms_plugin.errors import DomainError, ValidationFailed
+from lms_plugin.errors import Conflict, DomainError, ValidationFailed
 from lms_plugin.extensions import db, limiter
 from lms_plugin.routing import query_int
 
@@ -189,7 +190,7 @@ def _person_action(user_id: int, work) -> Any:
     change goes back with the reason (nothing written)."""
     try:
         work()
-    except ValidationFailed as exc:
+    except (ValidationFailed, Conflict) as exc:
         db.session.rollback()
         flash(exc.message, "error")
         return redirect(url_for("admin.person", user_id=user_id)), 303
@@ -215,6 +216,28 @@ def revoke_role(user_id: int, role: str):
         current_user.organisation_id, user_id, role, current_user))
 
 
+@bp.route("/admin/users/<int:user_id>/local-signin", methods=["POST"])
+@allow("admin")
+def add_local_signin(user_id: int):
+    """Give a person who arrives by LTI a local sign-in (same person, same history)."""
+    services.get_user(current_user.organisation_id, user_id)
+    form = LocalSigninForm()
+    if not form.validate_on_submit():
+        flash("Give a valid email address for the local sign-in.", "error")
+        return redirect(url_for("admin.person", user_id=user_id)), 303
+    try:
+        password = services.add_local_signin(current_user.organisation_id, user_id,
+                                             form.email.data, current_user)
+    except (ValidationFailed, Conflict) as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("admin.person", user_id=user_id)), 303
+    db.session.commit()
+    flash(f"Local sign-in created for {form.email.data.strip().lower()}. One-time password "
+          f"(shown once; they choose their own at first sign-in): {password}", "info")
+    return redirect(url_for("admin.person", user_id=user_id)), 303
+
+
 @bp.route("/admin/users/<int:user_id>/active", methods=["POST"])
 @allow("admin")
 def set_active(user_id: int):
@@ -235,7 +258,8 @@ def _audit_filter():
     from lms_plugin.accounts import timezones
 
     args = request.args
-    actor = query_int(args, "actor", minimum=1, label="'person' (a person's id)")
+    person = (args.get("actor") or "").strip()
+    actor = services.find_person(current_user.organisation_id, person).id if person else None
     days = {}
     for name in ("since", "until"):
         raw = (args.get(name) or "").strip()
@@ -270,7 +294,7 @@ def audit_log():
         return render_template("accounts/audit.html", page=None, values=values,
                                query=query, error=exc, first_page=True), 422
     actor = (services.get_user(current_user.organisation_id, audit_filter.actor_id)
-             if audit_filter.actor_id else None)
+             if audit_filter.actor_id else None)  # one read: find_person's row is cached
     return render_template("accounts/audit.html", page=page, values=values, query=query,
                            error=None, first_page=before is None, actor=actor)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 from flask_login import current_user
 
-from lms_plugin.accounts.forms import ActiveForm, RoleForm
+from lms_plugin.accounts.forms import ActiveForm, LocalSigninForm, RoleForm
 from lms_plugin.admin import services
 from lms_plugin.authz import ROLES, allow
 from lms_plugin.jobs import heartbeat, queries
@@ -35,4 +35,5 @@ def person(user_id: int):
     role_form = RoleForm()
     role_form.role.choices = [(r, r.capitalize()) for r in ROLES if r not in held]
     return render_template("admin/person.html", record=record, person=record.user,
-                           role_form=role_form, button=ActiveForm())
+                           role_form=role_form, button=ActiveForm(),
+                           signin_form=LocalSigninForm(formdata=None))

@@ -28,8 +28,8 @@ INDEXES = {
 
 CREATE_FUNCTION = """CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
 BEGIN
-  RAISE EXCEPTION 'audit_event is append-only: % refused', TG_OP
-    USING ERRCODE = 'insufficient_privilege';
+  RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+    MESSAGE = 'audit_event is append-only: ' || TG_OP || ' refused';
 END;
 $$ LANGUAGE plpgsql"""
 CREATE_TRIGGER = """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
