@@ -370,3 +370,39 @@ def test_link_a_person_launched_by_lti_to_a_local_sign_in(app, client, login_as,
     assert response.status_code == 302 and "/account/password" in response.headers["Location"]
     with app.app_context():
         assert db.session.get(User, lee).credential.must_change_password
+
+
+PAYLOADS = [
+    "<script>alert(1)</script>", '"><script>alert(1)</script>', "<img src=x onerror=alert(1)>",
+    "<svg onload=alert(1)>", "javascript:alert(1)//<b>", "<iframe src=javascript:alert(1)>",
+    "<body onload=alert(1)>", "'';!--\"<XSS>=&{()}", "<a href=\"javascript:alert(1)\">x</a>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    "<details open ontoggle=alert(1)>", "<input autofocus onfocus=alert(1)>",
+    "<video><source onerror=alert(1)>", "{{ 7*7 }}<b>bold</b>", "</title><script>x</script>",
+    "<style>@import 'x'</style>", "<object data=javascript:alert(1)>",
+    "<marquee onstart=alert(1)>", "<form action=javascript:alert(1)><button>x",
+    "\"onmouseover=\"alert(1)", "<![CDATA[<script>alert(1)</script>]]>",
+]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_names_never_reach_a_page_unescaped(app, client, login_as, factory, payload):
+    admin = login_as("admin")
+    person = factory.user("learner")
+    pid = _platform(app)
+    with app.app_context():
+        db.session.get(User, person).name = payload
+        db.session.get(LtiPlatform, pid).name = payload
+        db.session.get(Organisation, factory.org_of(admin)).name = payload
+        record_audit(payload[:100], actor=db.session.get(User, person),
+                     target=(payload[:50], payload[:100]),
+                     details={"name": {"before": payload, "after": payload}})
+        db.session.commit()
+    for path in ("/admin", "/admin/platforms", f"/admin/platforms/{pid}",
+                 f"/admin/users/{person}", "/admin/users", "/admin/audit", "/admin/settings"):
+        html = client.get(path).get_data(as_text=True)
+        assert payload not in html, path
+        if "<" in payload:
+            assert "&lt;" in html, path
+    assert "{{ 7*7 }}" in PAYLOADS[13] and "49<b>" not in client.get("/admin").get_data(
+        as_text=True)
