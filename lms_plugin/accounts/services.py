@@ -856,3 +856,28 @@ def add_local_signin(organisation_id: int, user_id: int, email: str,
                  target=("user", user.id),
                  details={"local_email": {"before": None, "after": email}})
     return password
+
+
+def provision_people(organisation_id: int, people: list[dict[str, Any]],
+                     now: Any = None) -> list[int]:
+    """Create people who arrive from an LMS (a first launch, a roster sync): the one place
+    that makes such people. ``people``: dicts of :class:`User` columns (``name``,
+    ``email``, ``job_role``…); returns their new ids in the same order. One bulk INSERT
+    whatever their number (each row's random session token tells the returned ids apart:
+    RETURNING order is not guaranteed by every database, and asking for it makes SQLite
+    insert row by row). Flushes; the caller adds identities and grants."""
+    from sqlalchemy import insert
+
+    from lms_plugin.accounts.models import new_session_token
+
+    if not people:
+        return []
+    now = now or utcnow()
+    tokens = [new_session_token() for _ in people]
+    rows = db.session.execute(
+        insert(User).returning(User.id, User.session_token),
+        [{"active": True, "created_at": now, **person, "organisation_id": organisation_id,
+          "session_token": token} for person, token in zip(people, tokens, strict=True)]
+    ).all()
+    by_token = {token: uid for uid, token in rows}
+    return [by_token[token] for token in tokens]

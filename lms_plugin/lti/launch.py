@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import joinedload
 
 from lms_plugin.accounts.models import RoleGrant, SignedInUser, User
-from lms_plugin.accounts.services import sync_lti_grants
+from lms_plugin.accounts.services import provision_people, sync_lti_grants
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 from lms_plugin.lti.models import (
@@ -666,9 +666,8 @@ def _orm_launch(platform: PlatformRef, plan: LaunchPlan, now: datetime) -> Launc
         .where(LtiIdentity.organisation_id == org_id, LtiIdentity.issuer == platform.issuer,
                LtiIdentity.sub == plan.sub))
     if identity is None:
-        user = User(organisation_id=org_id, name="")
-        db.session.add(user)
-        db.session.flush()
+        # The one function that makes people from an LMS (the roster sync uses it too).
+        user = db.session.get(User, provision_people(org_id, [{"name": ""}], now)[0])
         identity = _upsert(LtiIdentity, {"organisation_id": org_id, "issuer": platform.issuer,
                                          "sub": plan.sub},
                            lambda: LtiIdentity(organisation_id=org_id, issuer=platform.issuer,
