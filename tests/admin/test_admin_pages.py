@@ -406,3 +406,39 @@ def test_names_never_reach_a_page_unescaped(app, client, login_as, factory, payl
             assert "&lt;" in html, path
     assert "{{ 7*7 }}" in PAYLOADS[13] and "49<b>" not in client.get("/admin").get_data(
         as_text=True)
+
+
+def test_person_and_audit_pages_read_a_constant_number_of_statements(app, client, login_as,
+                                                                     factory):
+    """No N+1: a person with many course launches, and an audit page of many actors, cost
+    what one does."""
+    from lms_plugin.lti.models import LtiContext, LtiMembership
+    from tests.statements import counted
+
+    admin = login_as("admin")
+    person = factory.user("learner")
+    pid = _platform(app)
+
+    def add_courses(n, start):
+        actors = [factory.user("learner") for _ in range(n)]
+        with app.app_context():
+            for i, actor in zip(range(start, start + n), actors, strict=True):
+                context = LtiContext(platform_id=pid, context_id=f"c{i}", title=f"Course {i}")
+                db.session.add(context)
+                db.session.flush()
+                db.session.add(LtiMembership(user_id=person, context_id=context.id,
+                                             roles=["Learner"]))
+                record_audit("x.y", actor=db.session.get(User, actor),
+                             target=("user", person))
+            db.session.commit()
+
+    costs = []
+    for n, start in ((1, 0), (12, 1)):
+        add_courses(n, start)
+        with counted() as person_page:
+            assert client.get(f"/admin/users/{person}").status_code == 200
+        with counted() as audit_page:
+            assert client.get("/admin/audit").status_code == 200
+        costs.append((len(person_page), len(audit_page)))
+    assert costs[0] == costs[1], costs
+    assert admin
