@@ -111,7 +111,8 @@ def generate(app, scale: float) -> dict:
     modules = 70
     out: dict = {"staff": staff}
     with app.app_context():
-        accounts.create_organisation("Bench Health")  # organisations are made only explicitly
+        # Organisations are made only explicitly (issue 12.1).
+        accounts.create_organisation("Bench Health", "America/New_York")
         admin = accounts.create_admin(ADMIN_EMAIL, "Bench Health", PASSWORD).user
         org = admin.organisation_id
         learner = accounts.create_local_user(admin.organisation, LEARNER_EMAIL,
@@ -214,8 +215,15 @@ def generate(app, scale: float) -> dict:
             ("audit events", f"""
                 INSERT INTO audit_event (organisation_id, actor_id, action, target_type,
                     target_id, details, created_at)
-                SELECT {org}, NULL, 'attempt.graded', 'attempt', i::text, '{{}}',
-                    now() - (i % 1095) * interval '1 day'
+                SELECT {org},
+                    CASE WHEN i % 10 = 0 THEN (SELECT min(id) FROM user_account) + i % 500
+                    END,
+                    (ARRAY['attempt.graded', 'user.grant_role', 'lti.platform.update',
+                           'module.publish', 'audit.export'])[1 + (i % 50 = 0)::int
+                                                             + (i % 200 = 0)::int * 2
+                                                             + (i % 1000 = 0)::int],
+                    'attempt', i::text, '{{}}',
+                    now() - (i % 1095) * interval '1 day' - i * interval '1 millisecond'
                 FROM generate_series(1, {audits}) AS i"""),
             ("outbox jobs", f"""
                 INSERT INTO outbox_job (organisation_id, kind, payload, coalesce_key, event_at,
@@ -484,6 +492,51 @@ def measure_commands(app, ids: dict) -> list[tuple[str, float, float, int | str]
     return rows
 
 
+def measure_audit(app, ids: dict, repeat: int) -> list[tuple[str, float, float, int | str]]:
+    """The audit log page (issue 13) at a million events: unfiltered, each filter, a date
+    range, a deep keyset page, and the CSV export (whole stream) of a rare action."""
+    import re
+
+    from sqlalchemy import text
+
+    from lms_plugin.extensions import db
+
+    rows: list[tuple[str, float, float, int | str]] = []
+    admin = login(app, ADMIN_EMAIL)
+    with app.app_context():
+        actor = db.session.execute(text(
+            "SELECT actor_id FROM audit_event WHERE actor_id IS NOT NULL LIMIT 1")).scalar()
+        db.session.remove()
+    paths = ["/admin/audit", "/admin/audit?action=user.grant_role",
+             "/admin/audit?action=module.", f"/admin/audit?actor={actor}",
+             "/admin/audit?target_type=attempt&target_id=4242",
+             "/admin/audit?since=2026-01-01&until=2026-01-31",
+             "/admin/audit?action=attempt.graded&since=2025-06-01&until=2025-06-30"]
+    html = admin.get("/admin/audit").get_data(as_text=True)
+    older = None
+    for _ in range(20):
+        found = re.search(r'href="([^"]+)">Older</a>', html)
+        if not found:
+            break
+        older = found.group(1).replace("&amp;", "&")
+        html = admin.get(older).get_data(as_text=True)
+    if older:
+        paths.append(older)
+    for path in paths:
+        p50, p95 = timed(page(admin, path), repeat)
+        count = count_statements(page(admin, path))
+        name = path if "before=" not in path else "/admin/audit, 21st page (keyset)"
+        rows.append((name, p50, p95, count))
+        log(f"  {name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms, {count} statements")
+    if admin.get("/admin/audit.csv").status_code == 404:  # a checkout before the export
+        return rows
+    export = page(admin, "/admin/audit.csv?action=audit.export")
+    p50, p95 = timed(lambda: export().get_data(), max(repeat // 5, 3))
+    rows.append(("/admin/audit.csv?action=audit.export (whole stream)", p50, p95, "-"))
+    log(f"  audit CSV: p50 {p50:.1f} ms")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0)
@@ -494,6 +547,7 @@ def main() -> None:
                         help="the checkout whose lms_plugin and migrations are measured")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--only", choices=["audit"], help="measure only the audit log pages")
     args = parser.parse_args()
     sys.path.insert(0, str(args.code.resolve()))
     import lms_plugin
@@ -510,9 +564,12 @@ def main() -> None:
         started = time.perf_counter()
         ids = generate(app, args.scale)
         log(f"generated in {time.perf_counter() - started:.0f} s; measuring pages")
-        rows = measure(app, ids, args.repeat)
-        log("measuring commands")
-        rows += measure_commands(app, ids)
+        if args.only == "audit":
+            rows = measure_audit(app, ids, args.repeat)
+        else:
+            rows = measure(app, ids, args.repeat) + measure_audit(app, ids, args.repeat)
+            log("measuring commands")
+            rows += measure_commands(app, ids)
         print()
         print("| measurement | p50 ms | p95 ms | statements |")
         print("|---|---:|---:|---:|")

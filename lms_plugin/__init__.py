@@ -110,11 +110,13 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from lms_plugin import core
     from lms_plugin.accounts import views as accounts_views
+    from lms_plugin.admin import views as admin_views
     from lms_plugin.catalog import authoring_views as catalog_authoring_views
     from lms_plugin.catalog import views as catalog_views
     from lms_plugin.jobs import views as jobs_views
     from lms_plugin.learning import admin_views as learning_admin_views
     from lms_plugin.learning import views as learning_views
+    from lms_plugin.lti import admin_views as lti_admin_views
     from lms_plugin.lti import deep_linking_views as lti_deep_linking_views
     from lms_plugin.lti import registration_views as lti_registration_views
     from lms_plugin.lti import roster_views as lti_roster_views
@@ -132,6 +134,8 @@ def register_blueprints(app: Flask) -> None:
         lti_views.bp,
         lti_deep_linking_views.bp,
         lti_roster_views.bp,
+        lti_admin_views.bp,
+        admin_views.bp,
     ):
         app.register_blueprint(blueprint)
     if app.config.get("LMS_DEMO"):  # the built-in demo LMS (issue 12.3), off by default
@@ -169,3 +173,6 @@ def register_template_helpers(app: Flask) -> None:
 
     # Clickjacking, CSP, HSTS: frame-ancestors only for the organisation's own platforms.
     register_security_headers(app)
+    from lms_plugin import layout
+
+    layout.register(app)  # navigation, homes, "Back to the course", the localtime filter

@@ -19,6 +19,24 @@ from tests.jobs.helpers import make_job
 from tests.learning.builders import build_module
 from tests.lti.ags_helpers import sample_context
 
+
+def sample_platform(app) -> int:
+    """A platform registration of the home organisation."""
+    from lms_plugin.extensions import db
+    from lms_plugin.lti.services import find_platform
+
+    with app.app_context():
+        found = find_platform("https://lms.example.edu", "sample-client")
+        if found is None:
+            from lms_plugin.lti.services import register_platform
+
+            found = register_platform(
+                "https://lms.example.edu", "sample-client", "https://lms.example.edu/auth",
+                "https://lms.example.edu/token", "https://lms.example.edu/jwks",
+                deployment_ids=["1"], organisation_name="General Hospital")
+            db.session.commit()
+        return found.id
+
 ANY = frozenset({PUBLIC})
 SIGNED_IN = frozenset({AUTHENTICATED})
 
@@ -34,8 +52,22 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     # An unknown link answers 410 ("expired or used"): the page itself is public.
     "accounts.reset_password": (ANY, False),
     "accounts.user_list": (frozenset({"admin"}), False),
-    "accounts.user_detail": (frozenset({"admin"}), True),
     "accounts.audit_log": (frozenset({"admin", "officer"}), False),
+    # Administration (issue 13): the admin home, people, settings, platforms, keys, audit.
+    "admin.home": (frozenset({"admin"}), False),
+    "admin.person": (frozenset({"admin"}), True),
+    "accounts.settings": (frozenset({"admin"}), False),
+    "accounts.grant_role": (frozenset({"admin"}), True),
+    "accounts.revoke_role": (frozenset({"admin"}), True),
+    "accounts.set_active": (frozenset({"admin"}), True),
+    "accounts.add_local_signin": (frozenset({"admin"}), True),
+    "accounts.audit_export": (frozenset({"admin", "officer"}), False),
+    "lti_admin.platform_list": (frozenset({"admin"}), False),
+    "lti_admin.platform_add": (frozenset({"admin"}), False),
+    "lti_admin.platform_detail": (frozenset({"admin"}), True),
+    "lti_admin.add_deployment": (frozenset({"admin"}), True),
+    "lti_admin.set_enabled": (frozenset({"admin"}), True),
+    "lti_admin.rotate_key": (frozenset({"admin"}), False),
     "catalog.asset": (SIGNED_IN, True),
     "jobs.job_list": (frozenset({"admin"}), False),
     # Learner pages: anyone with a role (authors/officers/admins see them as a preview).
@@ -132,6 +164,8 @@ def sample_args(factory) -> dict[str, object]:
         # A question of the sample module's newest version, and a clinical system.
         "index": 1,
         "system_id": sample_system(factory.app),
+        "platform_id": sample_platform(factory.app),
+        "role": "learner",
     }
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 _MISMATCH = "The two passwords are not the same; type the new password twice."
@@ -9,6 +9,8 @@ _MISMATCH = "The two passwords are not the same; type the new password twice."
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
+
+from lms_plugin.authz import ROLES
 
 
 class LoginForm(FlaskForm):
@@ -38,3 +40,23 @@ class ResetPasswordForm(FlaskForm):
     confirm_password = PasswordField("New password again", validators=[
         DataRequired("Type the new password a second time."),
         EqualTo("new_password", message=_MISMATCH)])
+
+
+class OrganisationSettingsForm(FlaskForm):
+    """Name and time zone (an IANA name, checked by ``services.check_timezone``)."""
+
+    name = StringField("Organisation name", validators=[DataRequired(), Length(max=200)])
+    timezone = StringField("Time zone", validators=[DataRequired(), Length(max=64)])
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=[(r, r.capitalize()) for r in ROLES])
+
+
+class ActiveForm(FlaskForm):
+    """Deactivate / reactivate: the button carries nothing but the CSRF token."""
+
+
+class LocalSigninForm(FlaskForm):
+    email = EmailField("Email for local sign-in",
+                       validators=[DataRequired(), Email(), Length(max=254)])

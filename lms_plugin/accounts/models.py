@@ -7,7 +7,16 @@ from datetime import date, datetime
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    event,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms_plugin.db import utcnow
@@ -207,10 +216,23 @@ class RateLimitHit(db.Model):
 
 
 class AuditEvent(db.Model):
-    """Who changed what, when: kept for officers and for credit-record retention."""
+    """Who changed what, when: kept for officers and for credit-record retention.
+
+    Append-only: no route edits or deletes an entry, and on PostgreSQL a trigger refuses
+    UPDATE and DELETE on the table (:data:`AUDIT_APPEND_ONLY_DDL`, migration 0018_admin).
+    The audit page filters by person, action or target and pages newest first on
+    (created_at, id): each filter has an index leading with the organisation and ending
+    with (created_at, id), so a page at a million events reads only its own rows.
+    """
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_org_created", "organisation_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_event_org_created", "organisation_id", "created_at"),
+        Index("ix_audit_event_org_actor", "organisation_id", "actor_id", "created_at", "id"),
+        Index("ix_audit_event_org_action", "organisation_id", "action", "created_at", "id"),
+        Index("ix_audit_event_org_target", "organisation_id", "target_type", "target_id",
+              "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
@@ -243,3 +265,27 @@ class PasswordResetToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+#: PostgreSQL: the audit table refuses UPDATE and DELETE (issue 13, "Audit log page"). A
+#: row-level BEFORE trigger raising an exception aborts the statement (PostgreSQL manual,
+#: "Trigger Functions" in PL/pgSQL: raising an error aborts the operation). TRUNCATE is
+#: not refused: removing the whole log is a database owner's act, not an application one.
+AUDIT_APPEND_ONLY_DDL = (
+    """CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+    MESSAGE = 'audit_event is append-only: ' || TG_OP || ' refused';
+END;
+$$ LANGUAGE plpgsql""",
+    """CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE ON audit_event
+FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()""",
+)
+
+
+def _audit_append_only(target, connection, **kw) -> None:
+    """Create the trigger with the table (``create_all``: tests, first install by models)."""
+    if connection.dialect.name == "postgresql":
+        for statement in AUDIT_APPEND_ONLY_DDL:
+            connection.exec_driver_sql(statement)
+
+
+event.listen(AuditEvent.__table__, "after_create", _audit_append_only)

@@ -616,8 +616,323 @@ def record_audit(action: str, *, actor: User | None, organisation_id: int | None
     return event
 
 
-def list_audit(organisation_id: int, limit: int = 200) -> list[AuditEvent]:
-    return list(db.session.scalars(
-        select(AuditEvent).where(AuditEvent.organisation_id == organisation_id)
-        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)
-    ))
+# --- the audit log page ------------------------------------------------------------------
+
+AUDIT_PER_PAGE = 50
+#: Largest text a filter accepts (the columns: action 100, target type 50, target id 100).
+AUDIT_FILTER_MAX = 100
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit page (and its CSV export) shows: every field optional.
+
+    ``actor_id``: the person who acted; ``action``: an exact action (``lti.platform.add``)
+    or, ending with ``.``, every action under that prefix (``lti.platform.``);
+    ``target_type`` / ``target_id``: what was changed (``user`` / ``42``); ``since`` /
+    ``until``: UTC instants, ``since <= created_at < until`` (see
+    :func:`lms_plugin.accounts.timezones.day_range` for days in the organisation's zone).
+    """
+
+    actor_id: int | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    since: Any = None
+    until: Any = None
+
+
+def check_audit_filter(actor_id: int | None, action: str | None, target_type: str | None,
+                       target_id: str | None, since: Any = None,
+                       until: Any = None) -> AuditFilter:
+    """An :class:`AuditFilter` from typed values, stripped. Raises ValidationFailed naming
+    the field for text longer than :data:`AUDIT_FILTER_MAX`, a target id without its
+    type, or a range that ends before it starts."""
+    values = {}
+    for name, value in (("action", action), ("target_type", target_type),
+                        ("target_id", target_id)):
+        value = (value or "").strip() or None
+        if value is not None and len(value) > AUDIT_FILTER_MAX:
+            raise ValidationFailed(f"at most {AUDIT_FILTER_MAX} characters", field=name)
+        values[name] = value
+    if values["target_id"] and not values["target_type"]:
+        raise ValidationFailed("choose what kind of target the id belongs to",
+                               field="target_type")
+    if since is not None and until is not None and until <= since:
+        raise ValidationFailed("the range ends before it starts", field="until")
+    return AuditFilter(actor_id=actor_id, since=since, until=until, **values)
+
+
+def _audit_where(organisation_id: int, f: AuditFilter) -> list[Any]:
+    where = [AuditEvent.organisation_id == organisation_id]
+    if f.actor_id is not None:
+        where.append(AuditEvent.actor_id == f.actor_id)
+    if f.action:
+        if f.action.endswith("."):
+            escaped = f.action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(AuditEvent.action.like(escaped + "%", escape="\\"))
+        else:
+            where.append(AuditEvent.action == f.action)
+    if f.target_type:
+        where.append(AuditEvent.target_type == f.target_type)
+    if f.target_id:
+        where.append(AuditEvent.target_id == f.target_id)
+    if f.since is not None:
+        where.append(AuditEvent.created_at >= f.since)
+    if f.until is not None:
+        where.append(AuditEvent.created_at < f.until)
+    return where
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of the audit log, newest first; ``next_before``: the id to pass as
+    ``before`` for the next (older) page, or None at the end."""
+
+    events: list[AuditEvent]
+    next_before: int | None
+
+
+def list_audit(organisation_id: int, f: AuditFilter | None = None, *,
+               before: int | None = None, limit: int = AUDIT_PER_PAGE) -> AuditPage:
+    """The organisation's audit events matching ``f``, newest first on (created_at, id),
+    keyset-paginated: ``before`` is the id of the last event of the previous page (no
+    OFFSET, so page 1,000 costs what page 1 does; each filter has its index, migration
+    0018_admin). Raises ValidationFailed when ``before`` is not an event of this
+    organisation. Another organisation's events are never read."""
+    where = _audit_where(organisation_id, f or AuditFilter())
+    query = select(AuditEvent).where(*where)
+    if before is not None:
+        last = db.session.execute(select(AuditEvent.created_at, AuditEvent.id).where(
+            AuditEvent.id == before, AuditEvent.organisation_id == organisation_id)).first()
+        if last is None:
+            raise ValidationFailed("'before' is not an audit entry of your organisation",
+                                   field="before")
+        query = query.where(tuple_(AuditEvent.created_at, AuditEvent.id)
+                            < tuple_(last.created_at, last.id))
+    events = list(db.session.scalars(query.order_by(
+        AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit + 1)))
+    more = len(events) > limit
+    events = events[:limit]
+    return AuditPage(events, events[-1].id if more else None)
+
+
+AUDIT_CSV_HEADER = ("id", "created_at_utc", "actor_id", "actor_name", "action",
+                    "target_type", "target_id", "details_json")
+
+
+def iter_audit_rows(conn: Any, organisation_id: int, f: AuditFilter | None = None,
+                    batch: int = 1000) -> Iterable[tuple[Any, ...]]:
+    """Every matching event as a CSV row (:data:`AUDIT_CSV_HEADER`), newest first, read in
+    keyset batches of ``batch`` (memory stays flat at a million events; no OFFSET) on
+    ``conn`` (a SQLAlchemy Connection or Session: a streamed response reads after the
+    request's session has ended). ``details_json`` holds the before/after as JSON."""
+    import json
+
+    where = _audit_where(organisation_id, f or AuditFilter())
+    names = dict(conn.execute(select(User.id, User.name).where(
+        User.organisation_id == organisation_id, User.id.in_(
+            select(AuditEvent.actor_id).where(*where).distinct()))).all())
+    last = None
+    while True:
+        query = select(AuditEvent.id, AuditEvent.created_at, AuditEvent.actor_id,
+                       AuditEvent.action, AuditEvent.target_type, AuditEvent.target_id,
+                       AuditEvent.details).where(*where)
+        if last is not None:
+            query = query.where(tuple_(AuditEvent.created_at, AuditEvent.id) < last)
+        rows = conn.execute(query.order_by(
+            AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(batch)).all()
+        for row in rows:
+            yield (row.id, row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row.actor_id or "",
+                   names.get(row.actor_id, "system" if row.actor_id is None else ""),
+                   row.action, row.target_type or "", row.target_id or "",
+                   json.dumps(row.details or {}, sort_keys=True, ensure_ascii=False))
+        if len(rows) < batch:
+            return
+        last = tuple_(rows[-1].created_at, rows[-1].id)
+
+
+def changes(obj: Any, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Set each attribute of ``values`` on ``obj``; returns ``{field: {"before": old,
+    "after": new}}`` for the ones that changed (the audit entry's ``details``)."""
+    changed = {}
+    for name, new in values.items():
+        old = getattr(obj, name)
+        if old != new:
+            changed[name] = {"before": old, "after": new}
+            setattr(obj, name, new)
+    return changed
+
+
+# --- administration: organisation settings and people ------------------------------------
+
+def update_organisation(organisation_id: int, *, name: str, timezone: str,
+                        actor: User | None) -> Organisation:
+    """Rename the organisation and set its time zone (an IANA name: every page shows
+    times in it). Raises ValidationFailed (field ``name`` or ``timezone``) for an empty or
+    over-long name or an unknown zone, Conflict (field ``name``) when another organisation
+    has the same name; nothing changes then. The slug stays (URLs and commands keep
+    working). Audited with before/after; flushes."""
+    org = db.session.get(Organisation, organisation_id)
+    if org is None:
+        raise NotFound("no such organisation")
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed("Give the organisation a name", field="name")
+    check_fits(name, Organisation.name, "The organisation name", "name")
+    zone = check_timezone(timezone)
+    clash = db.session.scalar(select(Organisation.id).where(
+        Organisation.id != org.id, func.lower(Organisation.name) == name.lower()))
+    if clash is not None:
+        raise Conflict(f"another organisation is called {name!r}", field="name")
+    changed = changes(org, {"name": name, "timezone": zone})
+    if changed:
+        record_audit("organisation.update", actor=actor, organisation_id=org.id,
+                     target=("organisation", org.id), details=changed)
+        db.session.flush()
+    return org
+
+
+def admin_grant_role(organisation_id: int, user_id: int, role: str,
+                     actor: User | None) -> User:
+    """An admin gives a person an organisation role (a ``local`` grant, which launches
+    never remove). Raises NotFound for a person of another organisation, ValidationFailed
+    (field ``role``) for an unknown role, Conflict when the role is already held. Audited
+    with the roles before and after; flushes."""
+    user = get_user(organisation_id, user_id)
+    if role not in ROLES:
+        raise ValidationFailed(f"unknown role {role!r}; use one of {', '.join(ROLES)}",
+                               field="role")
+    before = sorted(user.role_names)
+    if role in before:
+        raise Conflict(f"{user.name} already holds the role {role}", field="role")
+    grant_role(user, role)
+    record_audit("user.grant_role", actor=actor, organisation_id=organisation_id,
+                 target=("user", user.id),
+                 details={"role": role, "roles": {"before": before,
+                                                  "after": sorted(user.role_names)}})
+    return user
+
+
+def admin_revoke_role(organisation_id: int, user_id: int, role: str,
+                      actor: User | None) -> User:
+    """An admin removes a role from a person. Raises NotFound (other organisation, or a
+    role not held), ValidationFailed when an admin would remove their own admin role or
+    the organisation's last admin would lose it (nobody could then administer it). A role
+    a platform's launches grant comes back at the next launch. Audited; flushes."""
+    user = get_user(organisation_id, user_id)
+    grant = next((g for g in user.grants if g.organisation_id == organisation_id
+                  and g.role == role), None)
+    if grant is None:
+        raise NotFound(f"{user.name} does not hold the role {role!r}", field="role")
+    if role == "admin":
+        if actor is not None and actor.id == user.id:
+            raise ValidationFailed("you cannot remove your own admin role", field="role")
+        admins = db.session.scalar(select(func.count()).select_from(RoleGrant).where(
+            RoleGrant.organisation_id == organisation_id, RoleGrant.role == "admin"))
+        if admins <= 1:
+            raise ValidationFailed("this is the organisation's last admin", field="role")
+    before = sorted(user.role_names)
+    user.grants.remove(grant)
+    db.session.flush()
+    record_audit("user.revoke_role", actor=actor, organisation_id=organisation_id,
+                 target=("user", user.id),
+                 details={"role": role, "source": grant.source,
+                          "roles": {"before": before, "after": sorted(user.role_names)}})
+    return user
+
+
+def set_user_active(organisation_id: int, user_id: int, active: bool,
+                    actor: User | None) -> User:
+    """Deactivate (or reactivate) a person: a deactivated person cannot sign in or launch,
+    and every session of theirs ends at once. Raises NotFound for another organisation's
+    person, ValidationFailed for an admin deactivating themselves. Audited; flushes."""
+    user = get_user(organisation_id, user_id)
+    if not active and actor is not None and actor.id == user.id:
+        raise ValidationFailed("you cannot deactivate yourself", field="active")
+    changed = changes(user, {"active": active})
+    if changed:
+        if not active:
+            sessions.end_all(user.id)
+            user.session_token = secrets.token_urlsafe(24)
+        record_audit("user.activate" if active else "user.deactivate", actor=actor,
+                     organisation_id=organisation_id, target=("user", user.id),
+                     details=changed)
+        db.session.flush()
+    return user
+
+
+def find_person(organisation_id: int, text_: str) -> User:
+    """A person of the organisation named by ``text_``: their id (digits) or an email
+    (local sign-in email first, then profile email). Raises ValidationFailed (field
+    ``actor``) when nobody, or several people with that profile email, match."""
+    text_ = (text_ or "").strip()
+    if text_.isascii() and text_.isdigit():
+        user = db.session.get(User, int(text_)) if int(text_) <= 2**31 - 1 else None
+        if user is not None and user.organisation_id == organisation_id:
+            return user
+        raise ValidationFailed(f"no person with id {text_} in your organisation",
+                               field="actor")
+    email = text_.lower()
+    user = db.session.scalar(select(User).join(LocalCredential).where(
+        LocalCredential.email == email, User.organisation_id == organisation_id))
+    if user is None:
+        found = list(db.session.scalars(select(User).where(
+            User.organisation_id == organisation_id, func.lower(User.email) == email).limit(2)))
+        if len(found) > 1:
+            raise ValidationFailed(f"several people have the email {email}: give the id on "
+                                   "their page", field="actor")
+        user = found[0] if found else None
+    if user is None:
+        raise ValidationFailed(f"nobody in your organisation has the id or email {text_!r}",
+                               field="actor")
+    return user
+
+
+def add_local_signin(organisation_id: int, user_id: int, email: str,
+                     actor: User | None) -> str:
+    """Link a person who arrives by LTI to a local account: the same person (their
+    identities, attempts and completions stay theirs) gets a local sign-in with ``email``
+    and a one-time password, returned once, to change at first sign-in. Raises NotFound
+    (another organisation), Conflict when they have one already or the email is another
+    account's, ValidationFailed (field ``email``) for a bad address. Audited; flushes."""
+    user = get_user(organisation_id, user_id)
+    if user.credential is not None:
+        raise Conflict(f"{user.name} already signs in locally as {user.credential.email}",
+                       field="email")
+    email = normalise_email(email)
+    if db.session.scalar(select(LocalCredential.id).where(LocalCredential.email == email)):
+        raise Conflict(f"a local account for {email} already exists", field="email")
+    password = secrets.token_urlsafe(15)
+    user.credential = LocalCredential(email=email, password_hash=hash_password(password),
+                                      must_change_password=True)
+    db.session.flush()
+    record_audit("user.add_local_signin", actor=actor, organisation_id=organisation_id,
+                 target=("user", user.id),
+                 details={"local_email": {"before": None, "after": email}})
+    return password
+
+
+def provision_people(organisation_id: int, people: list[dict[str, Any]],
+                     now: Any = None) -> list[int]:
+    """Create people who arrive from an LMS (a first launch, a roster sync): the one place
+    that makes such people. ``people``: dicts of :class:`User` columns (``name``,
+    ``email``, ``job_role``…); returns their new ids in the same order. One bulk INSERT
+    whatever their number (each row's random session token tells the returned ids apart:
+    RETURNING order is not guaranteed by every database, and asking for it makes SQLite
+    insert row by row). Flushes; the caller adds identities and grants."""
+    from sqlalchemy import insert
+
+    from lms_plugin.accounts.models import new_session_token
+
+    if not people:
+        return []
+    now = now or utcnow()
+    tokens = [new_session_token() for _ in people]
+    rows = db.session.execute(
+        insert(User).returning(User.id, User.session_token),
+        [{"active": True, "created_at": now, **person, "organisation_id": organisation_id,
+          "session_token": token} for person, token in zip(people, tokens, strict=True)]
+    ).all()
+    by_token = {token: uid for uid, token in rows}
+    return [by_token[token] for token in tokens]

@@ -1,8 +1,10 @@
-"""Local sign-in, sign-out, password change and the admin's people and audit pages."""
+"""Local sign-in, sign-out, password change; the admin's people list, person changes,
+organisation settings; the audit log page and its CSV export."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -20,13 +22,17 @@ from flask_login import current_user
 
 from lms_plugin.accounts import password_reset, services, signin, tasks
 from lms_plugin.accounts.forms import (
+    ActiveForm,
     ChangePasswordForm,
     ForgotPasswordForm,
+    LocalSigninForm,
     LoginForm,
+    OrganisationSettingsForm,
     ResetPasswordForm,
+    RoleForm,
 )
 from lms_plugin.authz import AUTHENTICATED, PUBLIC, ROLES, allow
-from lms_plugin.errors import NotFound, ValidationFailed
+from lms_plugin.errors import Conflict, DomainError, NotFound, ValidationFailed
 from lms_plugin.extensions import db, limiter
 from lms_plugin.routing import query_int
 
@@ -228,15 +234,188 @@ def user_list():
                            first_page=after is None)
 
 
-@bp.route("/admin/users/<int:user_id>")
+@bp.route("/admin/settings", methods=["GET", "POST"])
 @allow("admin")
-def user_detail(user_id: int):
-    user = services.get_user(current_user.organisation_id, user_id)
-    return render_template("accounts/user.html", person=user)
+def settings():
+    """The organisation's name and time zone (every page shows times in it)."""
+    org = current_user.organisation
+    form = OrganisationSettingsForm(obj=org)
+    if form.validate_on_submit():
+        try:
+            services.update_organisation(org.id, name=form.name.data,
+                                         timezone=form.timezone.data, actor=current_user)
+        except DomainError as exc:
+            db.session.rollback()
+            getattr(form, exc.field if exc.field in ("name", "timezone") else "name"
+                    ).errors.append(exc.message)
+        else:
+            db.session.commit()
+            flash("Settings saved.", "info")
+            return redirect(url_for("accounts.settings"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("accounts/settings.html", form=form), status
+
+
+def _person_action(user_id: int, work) -> Any:
+    """Run one admin change on a person, commit, and go back to their page; a refused
+    change goes back with the reason (nothing written)."""
+    try:
+        work()
+    except (ValidationFailed, Conflict) as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("admin.person", user_id=user_id)), 303
+    db.session.commit()
+    return redirect(url_for("admin.person", user_id=user_id)), 303
+
+
+@bp.route("/admin/users/<int:user_id>/roles", methods=["POST"])
+@allow("admin")
+def grant_role(user_id: int):
+    services.get_user(current_user.organisation_id, user_id)  # 404 before reading the form
+    form = RoleForm()
+    if not form.validate_on_submit():
+        abort(422, "Choose a role: " + ", ".join(ROLES) + ".")
+    return _person_action(user_id, lambda: services.admin_grant_role(
+        current_user.organisation_id, user_id, form.role.data, current_user))
+
+
+@bp.route("/admin/users/<int:user_id>/roles/<role>/revoke", methods=["POST"])
+@allow("admin")
+def revoke_role(user_id: int, role: str):
+    return _person_action(user_id, lambda: services.admin_revoke_role(
+        current_user.organisation_id, user_id, role, current_user))
+
+
+@bp.route("/admin/users/<int:user_id>/local-signin", methods=["POST"])
+@allow("admin")
+def add_local_signin(user_id: int):
+    """Give a person who arrives by LTI a local sign-in (same person, same history)."""
+    services.get_user(current_user.organisation_id, user_id)
+    form = LocalSigninForm()
+    if not form.validate_on_submit():
+        flash("Give a valid email address for the local sign-in.", "error")
+        return redirect(url_for("admin.person", user_id=user_id)), 303
+    try:
+        password = services.add_local_signin(current_user.organisation_id, user_id,
+                                             form.email.data, current_user)
+    except (ValidationFailed, Conflict) as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("admin.person", user_id=user_id)), 303
+    db.session.commit()
+    flash(f"Local sign-in created for {form.email.data.strip().lower()}. One-time password "
+          f"(shown once; they choose their own at first sign-in): {password}", "info")
+    return redirect(url_for("admin.person", user_id=user_id)), 303
+
+
+@bp.route("/admin/users/<int:user_id>/active", methods=["POST"])
+@allow("admin")
+def set_active(user_id: int):
+    services.get_user(current_user.organisation_id, user_id)
+    ActiveForm()  # CSRF is checked app-wide before the view
+    active = request.form.get("active") == "1"
+    return _person_action(user_id, lambda: services.set_user_active(
+        current_user.organisation_id, user_id, active, current_user))
+
+
+def _audit_filter():
+    """The audit page's filters from the query string (both the page and its CSV export).
+
+    Dates are days in the organisation's time zone (``YYYY-MM-DD``), inclusive. Raises
+    ValidationFailed naming the field for a bad value."""
+    from datetime import date
+
+    from lms_plugin.accounts import timezones
+
+    args = request.args
+    person = (args.get("actor") or "").strip()
+    actor = services.find_person(current_user.organisation_id, person).id if person else None
+    days = {}
+    for name in ("since", "until"):
+        raw = (args.get(name) or "").strip()
+        try:
+            days[name] = date.fromisoformat(raw) if raw else None
+        except ValueError:
+            raise ValidationFailed(f"{raw[:40]!r} is not a date (YYYY-MM-DD)",
+                                   field=name) from None
+    if days["since"] and days["until"] and days["until"] < days["since"]:
+        raise ValidationFailed("the range ends before it starts", field="until")
+    low, high = timezones.day_range(days["since"], days["until"],
+                                    timezones.zone(current_user.organisation.timezone))
+    return services.check_audit_filter(actor, args.get("action"), args.get("target_type"),
+                                       args.get("target_id"), low, high)
+
+
+AUDIT_FILTER_ARGS = ("actor", "action", "target_type", "target_id", "since", "until")
 
 
 @bp.route("/admin/audit")
 @allow("admin", "officer")
 def audit_log():
-    events = services.list_audit(current_user.organisation_id)
-    return render_template("accounts/audit.html", events=events)
+    """Filters by person, action, target and date range, newest first (keyset pages)."""
+    values = {name: (request.args.get(name) or "").strip()[:100] for name in AUDIT_FILTER_ARGS}
+    query = {name: value for name, value in values.items() if value}
+    try:
+        audit_filter = _audit_filter()
+        before = query_int(request.args, "before", minimum=1,
+                           label="'before' (an entry's id, as the Older link gives)")
+        page = services.list_audit(current_user.organisation_id, audit_filter, before=before)
+    except ValidationFailed as exc:
+        return render_template("accounts/audit.html", page=None, values=values,
+                               query=query, error=exc, first_page=True), 422
+    actor = (services.get_user(current_user.organisation_id, audit_filter.actor_id)
+             if audit_filter.actor_id else None)  # one read: find_person's row is cached
+    return render_template("accounts/audit.html", page=page, values=values, query=query,
+                           error=None, first_page=before is None, actor=actor)
+
+
+@bp.route("/admin/audit.csv")
+@allow("admin", "officer")
+def audit_export():
+    """Every matching entry as CSV (UTF-8, RFC 4180), streamed in keyset batches so a
+    million entries never sit in memory. The export itself is audited."""
+    import csv
+    import io
+
+    from flask import Response
+
+    try:
+        audit_filter = _audit_filter()
+    except ValidationFailed as exc:
+        abort(422, exc.message)
+    services.record_audit("audit.export", actor=current_user,
+                          target=("organisation", current_user.organisation_id),
+                          details={k: v for k, v in request.args.items()
+                                   if k in AUDIT_FILTER_ARGS and v})
+    db.session.commit()
+    org_id = current_user.organisation_id
+
+    def _safe(value):
+        # CSV injection (OWASP): a cell a spreadsheet would run as a formula is quoted.
+        text_ = str(value)
+        return "'" + text_ if text_[:1] in ("=", "+", "-", "@", "\t", "\r") else text_
+
+    engine = db.engine
+
+    def generate():
+        # Its own connection, no Flask context: the body is read after the request's
+        # context has ended (stream_with_context would keep the request's context pushed
+        # and leak it when the body is never read). Closed with the response.
+        with engine.connect() as conn:
+            yield from _rows(conn)
+
+    def _rows(conn):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(services.AUDIT_CSV_HEADER)
+        for row in services.iter_audit_rows(conn, org_id, audit_filter):
+            writer.writerow([_safe(v) for v in row])
+            if buffer.tell() > 64_000:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    return Response(generate(), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=audit-log.csv"})

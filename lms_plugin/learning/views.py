@@ -10,8 +10,6 @@ count against a limit nor become completions.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
@@ -59,18 +57,6 @@ def _module_for(slug: str):
 def _pv(preview: bool) -> dict[str, str]:
     """URL arguments that keep preview mode on the next page."""
     return {"preview": "1"} if preview else {}
-
-
-@bp.app_template_filter("learning_time")
-def _local_time(moment: datetime | None) -> str:
-    """A UTC time shown in the organisation's time zone."""
-    if moment is None:
-        return ""
-    try:
-        zone = ZoneInfo(current_user.organisation.timezone)
-    except (ZoneInfoNotFoundError, AttributeError, ValueError):
-        zone = ZoneInfo("UTC")
-    return moment.astimezone(zone).strftime("%-d %b %Y, %H:%M %Z")
 
 
 @bp.get("/home")

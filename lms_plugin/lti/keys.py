@@ -94,16 +94,25 @@ def ensure_key() -> LtiToolKey:
     return key
 
 
-def rotate(grace: timedelta = DEFAULT_GRACE) -> LtiToolKey:
-    """Add a new signing key; older active keys stay published until ``now + grace``."""
+def rotate(grace: timedelta = DEFAULT_GRACE, *, actor: Any = None) -> LtiToolKey:
+    """Add a new signing key; older active keys stay published until ``now + grace``.
+    Audited (``lti.keys.rotate``: the new kid, the retiring kids and until when)."""
+    from lms_plugin.accounts.services import record_audit
+
     retire_expired()
     now = utcnow()
+    retiring = []
     for old in db.session.scalars(select(LtiToolKey).where(LtiToolKey.status == "active")):
         old.status = "retiring"
         old.retire_after = now + grace
+        retiring.append(old.kid)
     key = _new_key_row()
     db.session.add(key)
     db.session.flush()
+    record_audit("lti.keys.rotate", actor=actor,
+                 target=("lti_tool_key", key.kid),
+                 details={"new_kid": key.kid, "retiring": retiring,
+                          "published_until": (now + grace).isoformat()})
     return key
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import joinedload
 
 from lms_plugin.accounts.models import RoleGrant, SignedInUser, User
-from lms_plugin.accounts.services import sync_lti_grants
+from lms_plugin.accounts.services import provision_people, sync_lti_grants
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 from lms_plugin.learning import assignments
@@ -228,6 +228,23 @@ class LaunchPlan:
     module_slug: str | None  # named by this launch (custom parameter or target_link_uri)
     deployment_id: str
     message_type: str
+
+
+def presentation(claims: Mapping[str, t.Any]) -> dict[str, str | None]:
+    """``return_url`` and ``document_target`` of the ``launch_presentation`` claim (LTI 1.3
+    core §5.4.3; both optional), for ``flask.session["lti"]``. A return URL that is not
+    http(s) or is longer than 1000 characters is dropped (never a ``javascript:`` link on a
+    page); an unknown target is dropped too."""
+    claim = claims.get(CLAIM + "launch_presentation")
+    if not isinstance(claim, Mapping):
+        return {"return_url": None, "document_target": None}
+    url = claim.get("return_url")
+    if not (isinstance(url, str) and len(url) <= 1000
+            and url.lower().startswith(("https://", "http://"))):
+        url = None
+    target = claim.get("document_target")
+    return {"return_url": url,
+            "document_target": target if target in ("iframe", "frame", "window") else None}
 
 
 def claim_keys(claims: Mapping[str, t.Any]) -> tuple[str | None, str | None]:
@@ -674,9 +691,8 @@ def _orm_launch(platform: PlatformRef, plan: LaunchPlan, now: datetime) -> Launc
                LtiIdentity.sub == plan.sub))
     created = identity is None
     if identity is None:
-        user = User(organisation_id=org_id, name="")
-        db.session.add(user)
-        db.session.flush()
+        # The one function that makes people from an LMS (the roster sync uses it too).
+        user = db.session.get(User, provision_people(org_id, [{"name": ""}], now)[0])
         identity = _upsert(LtiIdentity, {"organisation_id": org_id, "issuer": platform.issuer,
                                          "sub": plan.sub},
                            lambda: LtiIdentity(organisation_id=org_id, issuer=platform.issuer,

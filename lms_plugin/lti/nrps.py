@@ -24,8 +24,8 @@ from urllib.parse import urljoin
 from flask import current_app
 from sqlalchemy import func, insert, select, update
 
-from lms_plugin.accounts.models import RoleGrant, User, new_session_token
-from lms_plugin.accounts.services import normalise_email
+from lms_plugin.accounts.models import RoleGrant
+from lms_plugin.accounts.services import normalise_email, provision_people
 from lms_plugin.db import utcnow
 from lms_plugin.errors import NotFound, ValidationFailed
 from lms_plugin.extensions import db
@@ -167,15 +167,8 @@ def _create_people(platform: LtiPlatform, new: list[_Listed], now: datetime) -> 
     """Users, identities and role grants for members never seen before: three statements
     (bulk INSERTs) whatever their number; {sub: user id}."""
     org_id = platform.organisation_id
-    # Each new user's random session token tells the returned ids apart: RETURNING order is
-    # not guaranteed by every database, and asking for it makes SQLite insert row by row.
-    tokens = {new_session_token(): m.sub for m in new}
-    rows = db.session.execute(
-        insert(User).returning(User.id, User.session_token),
-        [{"organisation_id": org_id, "name": m.name, "email": m.email, "active": True,
-          "session_token": token, "created_at": now}
-         for token, m in zip(tokens, new, strict=True)]).all()
-    by_sub = {tokens[token]: uid for uid, token in rows}
+    ids = provision_people(org_id, [{"name": m.name, "email": m.email} for m in new], now)
+    by_sub = {m.sub: uid for m, uid in zip(new, ids, strict=True)}
     db.session.execute(insert(LtiIdentity), [
         {"organisation_id": org_id, "issuer": platform.issuer, "sub": m.sub,
          "user_id": by_sub[m.sub], "platform_id": platform.id, "created_at": now}

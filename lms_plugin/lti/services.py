@@ -52,10 +52,89 @@ def find_platform(issuer: str, client_id: str) -> LtiPlatform | None:
     )
 
 
-def get_platform(platform_id: int) -> LtiPlatform:
+def get_platform(platform_id: int, organisation_id: int | None = None) -> LtiPlatform:
+    """The registration with this id; with ``organisation_id``, only that organisation's
+    (another organisation's registration is NotFound, as an unknown id is)."""
     platform = db.session.get(LtiPlatform, platform_id)
-    if platform is None:
+    if platform is None or (organisation_id is not None
+                            and platform.organisation_id != organisation_id):
         raise NotFound(f"no platform registration with id {platform_id}")
+    return platform
+
+
+def last_launches(organisation_id: int) -> dict[int, Any]:
+    """``{platform id: the latest launch time (UTC)}`` of the organisation's registrations
+    (one grouped query over the people's identities; platforms never launched are absent)."""
+    from sqlalchemy import func
+
+    from lms_plugin.lti.models import LtiIdentity
+
+    return dict(db.session.execute(
+        select(LtiIdentity.platform_id, func.max(LtiIdentity.last_launch_at))
+        .where(LtiIdentity.organisation_id == organisation_id,
+               LtiIdentity.platform_id.is_not(None))
+        .group_by(LtiIdentity.platform_id)).all())
+
+
+def check_role_mapping(mapping: Any) -> dict[str, list[str]]:
+    """A registration's role mapping: a JSON object of LTI role -> list of tool roles
+    (``{"Mentor": ["learner"]}``). Raises ValidationFailed (field ``role_mapping``) naming
+    the first bad entry."""
+    from lms_plugin.authz import ROLES
+
+    if not isinstance(mapping, dict):
+        raise ValidationFailed("role mapping must be a JSON object", field="role_mapping")
+    for lti_role, tool_roles in mapping.items():
+        if (not isinstance(tool_roles, list)
+                or not all(isinstance(r, str) and r in ROLES for r in tool_roles)):
+            raise ValidationFailed(
+                f"{lti_role!r} must map to a list of tool roles ({', '.join(ROLES)})",
+                field="role_mapping")
+    return mapping
+
+
+#: What an admin may change on a registration (the page's edit form). Issuer and client id
+#: identify it and stay: a different pair is a new registration.
+EDITABLE = ("name", "auth_login_url", "auth_token_url", "key_set_url", "token_audience",
+            "role_mapping")
+
+
+def update_platform(platform_id: int, organisation_id: int, *, actor: Any = None,
+                    **values: Any) -> LtiPlatform:
+    """Change the :data:`EDITABLE` fields of a registration by the same rules as
+    :func:`register_platform` (URLs http(s), sizes of the columns, a key set URL or a
+    static key, role mapping a JSON object of LTI role -> list of tool roles). Raises
+    NotFound for another organisation's registration and ValidationFailed naming the
+    field; nothing changes then. Audited with before/after of what changed; flushes."""
+    from lms_plugin.accounts.services import changes
+
+    platform = get_platform(platform_id, organisation_id)
+    unknown = set(values) - set(EDITABLE)
+    if unknown:
+        raise ValidationFailed(f"cannot change {', '.join(sorted(unknown))}", field="name")
+    new: dict[str, Any] = {}
+    if "name" in values:
+        new["name"] = (values["name"] or "").strip() or urlsplit(platform.issuer).netloc
+        check_fits(new["name"], LtiPlatform.name, "The platform name", "name")
+    for field, required in (("auth_login_url", True), ("auth_token_url", True),
+                            ("key_set_url", False)):
+        if field in values:
+            new[field] = _check_url(values[field], field, required=required)
+            check_fits(new[field], getattr(LtiPlatform, field), f"The {field}", field)
+    if "token_audience" in values:
+        new["token_audience"] = (values["token_audience"] or "").strip() or None
+        check_fits(new["token_audience"], LtiPlatform.token_audience, "The token audience",
+                   "token_audience")
+    if new.get("key_set_url", platform.key_set_url) is None and not platform.public_key_pem:
+        raise ValidationFailed("give a key set URL (this registration has no static key)",
+                               field="key_set_url")
+    if "role_mapping" in values:
+        new["role_mapping"] = check_role_mapping(values["role_mapping"] or {})
+    changed = changes(platform, new)
+    if changed:
+        db.session.flush()
+        record_audit("lti.platform.update", actor=actor, organisation_id=organisation_id,
+                     target=("lti_platform", platform.id), details=changed)
     return platform
 
 
@@ -82,6 +161,7 @@ def register_platform(
     enabled: bool = True,
     grant_org_roles: bool = False,
     allowed_hosts: Iterable[str] = (),
+    actor: Any = None,
 ) -> LtiPlatform:
     """Register a platform (unique by issuer + client_id) in one organisation.
 
@@ -114,8 +194,8 @@ def register_platform(
             raise ValidationFailed("deployment id must not be empty", field="deployment_id")
         if dep not in deployments:
             deployments.append(dep)
-    if role_mapping is not None and not isinstance(role_mapping, dict):
-        raise ValidationFailed("role mapping must be a JSON object", field="role_mapping")
+    if role_mapping is not None:
+        check_role_mapping(role_mapping)
     name = (name or "").strip() or urlsplit(issuer).netloc
     for value, column, what in (
             (name, LtiPlatform.name, "The platform name"),
@@ -156,7 +236,7 @@ def register_platform(
     platform.deployments = [LtiDeployment(deployment_id=d) for d in deployments]
     db.session.add(platform)
     db.session.flush()
-    record_audit("lti.platform.add", actor=None, organisation_id=org.id,
+    record_audit("lti.platform.add", actor=actor, organisation_id=org.id,
                  target=("lti_platform", platform.id),
                  details={"issuer": issuer, "client_id": client_id, "deployments": deployments})
     return platform
@@ -209,8 +289,11 @@ def set_allowed_host(platform_id: int, host: str, allowed: bool) -> LtiPlatform:
     return platform
 
 
-def add_deployment(platform_id: int, deployment_id: str) -> LtiDeployment:
-    platform = get_platform(platform_id)
+def add_deployment(platform_id: int, deployment_id: str, *, organisation_id: int | None = None,
+                   actor: Any = None) -> LtiDeployment:
+    """Add a deployment id to a registration (Moodle: the tool type id). Raises
+    ValidationFailed / Conflict (field ``deployment_id``), NotFound. Audited; flushes."""
+    platform = get_platform(platform_id, organisation_id)
     deployment_id = (deployment_id or "").strip()
     if not deployment_id:
         raise ValidationFailed("deployment id must not be empty", field="deployment_id")
@@ -220,20 +303,24 @@ def add_deployment(platform_id: int, deployment_id: str) -> LtiDeployment:
     deployment = LtiDeployment(deployment_id=deployment_id)
     platform.deployments.append(deployment)
     db.session.flush()
-    record_audit("lti.platform.add_deployment", actor=None,
+    record_audit("lti.platform.add_deployment", actor=actor,
                  organisation_id=platform.organisation_id,
                  target=("lti_platform", platform.id), details={"deployment_id": deployment_id})
     return deployment
 
 
-def set_enabled(platform_id: int, enabled: bool) -> LtiPlatform:
-    """Disable (or re-enable) a registration: its id_tokens are refused while disabled."""
-    platform = get_platform(platform_id)
+def set_enabled(platform_id: int, enabled: bool, *, organisation_id: int | None = None,
+                actor: Any = None) -> LtiPlatform:
+    """Disable (or re-enable) a registration: its id_tokens are refused while disabled.
+    Audited with before/after."""
+    platform = get_platform(platform_id, organisation_id)
+    before = platform.enabled
     platform.enabled = enabled
     db.session.flush()
-    record_audit("lti.platform.enable" if enabled else "lti.platform.disable", actor=None,
+    record_audit("lti.platform.enable" if enabled else "lti.platform.disable", actor=actor,
                  organisation_id=platform.organisation_id,
-                 target=("lti_platform", platform.id))
+                 target=("lti_platform", platform.id),
+                 details={"enabled": {"before": before, "after": enabled}})
     return platform
 
 

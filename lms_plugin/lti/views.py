@@ -238,7 +238,7 @@ def launch():
         return _refuse(400, str(exc), "launch")
     # Sign in before the commit: after it the user row is expired and would be re-read.
     sign_in(outcome.user)  # a fresh server-side session (revocable; idle and absolute expiry)
-    session["lti"] = outcome.session_data()
+    session["lti"] = {**outcome.session_data(), **launch_service.presentation(claims)}
     db.session.commit()
     if deep_link is not None:
         session["lti_deep_link"] = deep_link

@@ -96,7 +96,7 @@ def test_logout_needs_post_with_csrf_and_ends_the_session(client, login_as):
     assert client.get("/auth/logout").status_code == 405
     assert client.post("/auth/logout").status_code == 400  # no CSRF token
     assert client.get("/admin/users").status_code == 200
-    response = client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/")})
+    response = client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/admin")})
     assert response.status_code == 302
     assert client.get("/admin/users").status_code == 302
 

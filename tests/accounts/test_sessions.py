@@ -34,7 +34,7 @@ def test_a_copied_cookie_is_dead_after_logout(app, client, login_as):
     thief = _copy_cookie(app, client)
     assert thief.get("/admin/users").status_code == 200  # the copy works while signed in
     assert _live_sessions(app, user_id) == 1
-    response = client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/")})
+    response = client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/admin")})
     assert response.status_code == 302
     assert client.get("/admin/users").status_code == 302
     assert thief.get("/admin/users").status_code == 302  # the copy died with the session

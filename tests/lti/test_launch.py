@@ -75,7 +75,8 @@ def test_full_launch_logs_in_and_records_course_link_and_enrolment(app, client, 
         assert sess["lti"] == {
             "platform_id": moodle.platform_id, "deployment_id": "1", "context_pk": context_pk,
             "resource_link_pk": link_pk, "module_slug": "bcma-basics",
-            "message_type": "LtiResourceLinkRequest", "course_rights": []}
+            "message_type": "LtiResourceLinkRequest", "course_rights": [],
+            "return_url": None, "document_target": None}
 
 
 def test_second_launch_updates_the_same_person(app, client, moodle, launcher, count_rows):

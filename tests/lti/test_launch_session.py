@@ -26,7 +26,8 @@ def test_launch_session_ends_at_logout_and_a_copy_dies_with_it(app, client, mood
     assert thief.get("/home").status_code == 200
     with app.app_context():
         assert sessions.active_count(_user_id(app)) == 1
-    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/home")})
+    # No sign-out link inside the LMS frame (issue 12.6); the route still works.
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client)})
     assert thief.get("/home").status_code in (302, 401)
     with app.app_context():
         assert sessions.active_count(_user_id(app)) == 0
@@ -50,3 +51,16 @@ def test_launch_session_idles_out(app, client, moodle, launcher):
         assert client.get("/home").status_code == 200
         clock.shift(timedelta(minutes=31))
         assert client.get("/home").status_code in (302, 401)
+
+
+def test_launch_keeps_the_return_url_for_back_to_the_course(app, client, moodle, launcher):
+    """issue 12.6: ``launch_presentation.return_url`` gives "Back to the course" on every
+    page; inside the LMS frame there is no sign-out link (the LMS signs people out)."""
+    response = launcher.launch(client, moodle, {"lti:launch_presentation": {
+        "return_url": "https://moodle.example.org/course/view.php?id=2",
+        "document_target": "iframe"}})
+    assert response.status_code == 302
+    page = client.get("/home").get_data(as_text=True)
+    assert 'href="https://moodle.example.org/course/view.php?id=2"' in page
+    assert "Back to the course" in page and "Sign out" not in page
+    assert "Back to the course" in client.get("/no/such/page").get_data(as_text=True)

@@ -1,7 +1,7 @@
 """signoff: clinical sign-off before publish, critical questions, observed objectives
 
 Revision ID: 0019_signoff
-Revises: 0017_authoring
+Revises: 0018_admin
 Create Date: 2026-11-30 03:30:00
 
 Issue 17. An organisation names the reviewers a module needs (``signoff_reviewer``: a role
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0019_signoff'
-down_revision = "0017_authoring"
+down_revision = "0018_admin"
 branch_labels = None
 depends_on = None
 
