@@ -4,13 +4,13 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
+from lms_plugin.authz import ROLES
+
 _MISMATCH = "The two passwords are not the same; type the new password twice."
 
 
 def _strip(value):
     return value.strip() if isinstance(value, str) else value
-
-from lms_plugin.authz import ROLES
 
 
 class LoginForm(FlaskForm):
