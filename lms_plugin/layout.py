@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, session, url_for
+from flask import Flask, current_app, has_request_context, session, url_for
 from flask_login import current_user
 
 from lms_plugin.accounts import timezones
@@ -46,7 +46,7 @@ HOMES: list[tuple[str, str]] = [
 
 
 def _roles() -> frozenset[str]:
-    if not current_user.is_authenticated:
+    if not has_request_context() or not current_user or not current_user.is_authenticated:
         return frozenset()
     roles = set(current_user.role_names)
     if "author" in ((session.get("lti") or {}).get("course_rights") or ()):
@@ -102,7 +102,8 @@ def in_lms_frame() -> bool:
 def localtime(when: Any, seconds: bool = False, empty: str = "—") -> Any:
     """Jinja filter ``{{ dt | localtime }}``: a ``<time>`` element in the signed-in
     person's organisation's zone (else ``LMS_DEFAULT_TIMEZONE``) with the zone shown."""
-    name = (current_user.organisation.timezone if current_user.is_authenticated
+    name = (current_user.organisation.timezone if has_request_context() and current_user
+            and current_user.is_authenticated
             and getattr(current_user, "organisation", None) is not None
             else current_app.config.get("LMS_DEFAULT_TIMEZONE"))
     return timezones.time_element(when, timezones.zone(name), seconds=seconds, empty=empty)
@@ -116,6 +117,8 @@ def register(app: Flask) -> None:
     def _layout() -> dict[str, Any]:
         from flask import request
 
+        if not has_request_context():  # a mail or a PDF rendered by a job: no page layout
+            return {"nav": [], "course_return_url": None, "in_lms_frame": False}
         roles = _roles()
         return {
             "nav": nav_items(app.view_functions, roles, request.endpoint),

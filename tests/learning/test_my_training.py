@@ -4,6 +4,7 @@ statuses as ``assignments.status_rows``; a constant number of statements."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import time_machine
@@ -54,8 +55,10 @@ def test_my_training_orders_by_urgency(app, client, factory):
     completed, _, available = rest.partition("Other available modules")
     assert "Assigned training complete: 1 of 3 (33%)" in html
     assert todo.index("/modules/late-module") < todo.index("/modules/soon-module")
-    assert "Overdue" in todo and "Not started" in todo and "due 7 Mar 2026" in todo
-    assert "/modules/done-module" in completed and "valid until 1 Mar 2027" in completed
+    assert "Overdue" in todo and "Not started" in todo
+    assert re.search(r"due <time[^>]*>7 Mar 2026", todo)
+    assert "/modules/done-module" in completed
+    assert re.search(r"valid until <time[^>]*>1 Mar 2027", completed)
     assert "/modules/optional-module" in available
     with app.app_context():  # the page says what the one status function says
         rows = {r.module_id: r.status for r in assignments.status_rows(
