@@ -111,6 +111,7 @@ def register_blueprints(app: Flask) -> None:
     from lms_plugin import core
     from lms_plugin.accounts import views as accounts_views
     from lms_plugin.catalog import views as catalog_views
+    from lms_plugin.credits import views as credits_views
     from lms_plugin.jobs import views as jobs_views
     from lms_plugin.learning import views as learning_views
     from lms_plugin.lti import deep_linking_views as lti_deep_linking_views
@@ -128,6 +129,7 @@ def register_blueprints(app: Flask) -> None:
         lti_views.bp,
         lti_deep_linking_views.bp,
         lti_roster_views.bp,
+        credits_views.bp,
     ):
         app.register_blueprint(blueprint)
 

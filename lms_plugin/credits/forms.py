@@ -1,0 +1,35 @@
+"""CE forms. Values are checked by the services (one place for the rules); the forms give
+labelled controls and CSRF (Flask-WTF)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.validators import Optional
+
+from lms_plugin.credits.models import PROFESSIONS
+
+
+class CsrfOnlyForm(FlaskForm):
+    """The evaluation (its questions are per activity and read from the posted data)."""
+
+
+class ClaimForm(FlaskForm):
+    profession = SelectField("Your profession", validate_choice=False,
+                             choices=[("", "Choose…"), *PROFESSIONS.items()])
+    credit_type = SelectField("Credit type", validate_choice=False)
+    credits = StringField("Credits to claim", validators=[Optional()])
+    consent = BooleanField("I agree that my credit is reported to the registry named above "
+                           "(ACCME PARS, NABP CPE Monitor or CE Broker)")
+    npi = StringField("NPI (10 digits)", validators=[Optional()])
+    licence_state = StringField("Licence state (two letters)", validators=[Optional()])
+    licence_number = StringField("Licence number", validators=[Optional()])
+    nabp_eprofile_id = StringField("NABP e-Profile ID", validators=[Optional()])
+    birth_month = SelectField("Birth month", validate_choice=False,
+                              choices=[("", "—")] + [(str(m), str(m)) for m in range(1, 13)])
+    birth_day = SelectField("Birth day", validate_choice=False,
+                            choices=[("", "—")] + [(str(d), str(d)) for d in range(1, 32)])
+
+
+class ActivityForm(FlaskForm):
+    spec = TextAreaField("Credit activity (YAML, the credit: block of module.yaml)")
