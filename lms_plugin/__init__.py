@@ -150,9 +150,10 @@ def register_commands(app: Flask) -> None:
 
 def register_subscribers(app: Flask) -> None:
     """Connect each package's receivers of the domain events (lms_plugin/events.py)."""
-    from lms_plugin import lti
+    from lms_plugin import credits, lti
 
     lti.subscribe(app)
+    credits.subscribe(app)
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -112,6 +112,9 @@ class ModuleSpec:
     draw_count: int | None = None
     shuffle_questions: bool = True
     shuffle_options: bool = True
+    # The validated ``credit:`` block (catalog.credit_block), None when absent. Not module
+    # content: it is left out of the content hash, so editing it makes no new version.
+    credit: dict[str, Any] | None = None
     questions: list[QuestionSpec] = field(default_factory=list)
     lessons: list[LessonSpec] = field(default_factory=list)
     assets: list[AssetSpec] = field(default_factory=list)
@@ -120,7 +123,8 @@ class ModuleSpec:
         """sha256 of the normalised module without its status: the same content read from
         a hand-edited file, an export or the editor hashes the same, so an unchanged import
         creates no version (status is compared separately by the importer)."""
-        payload = {k: v for k, v in asdict(self).items() if k not in ("status", "assets")}
+        payload = {k: v for k, v in asdict(self).items()
+                   if k not in ("status", "assets", "credit")}
         payload["assets"] = sorted((a.path, a.sha256) for a in self.assets)
         text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
@@ -616,7 +620,7 @@ def _type_data(c: _Checker, q: YMap, qtype: str) -> dict[str, Any] | None:
 
 MODULE_KEYS = ("slug", "title", "system", "status", "retraining_required", "change_notes",
                "summary", "objectives", "audience", "estimated_minutes", "validity_months",
-               "quiz", "questions")
+               "quiz", "questions", "credit")
 QUIZ_KEYS = ("pass_mark", "attempt_limit", "time_limit_minutes", "draw", "shuffle_questions",
              "shuffle_options")
 SYSTEM_KEYS = ("slug", "name", "vendor", "description")
@@ -726,6 +730,12 @@ def load_module(folder: Path, rel_folder: str, systems: set[str] | None,
         draw_line = quiz_map.value_lines.get("draw")
         spec.shuffle_questions = c.boolean(quiz_map, "shuffle_questions", "'quiz'", True)
         spec.shuffle_options = c.boolean(quiz_map, "shuffle_options", "'quiz'", True)
+
+    if m.get("credit") is not None:
+        from lms_plugin.catalog.credit_block import validate_credit  # (imports this module)
+
+        spec.credit, _ = validate_credit(m["credit"], rel, problems,
+                                         m.value_lines.get("credit", 1))
 
     images = _load_images(folder, rel_folder, problems)
     referenced: set[str] = set()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
 
+from lms_plugin import events
 from lms_plugin.accounts.models import Organisation, User
 from lms_plugin.accounts.services import record_audit
 from lms_plugin.catalog.content_format import (
@@ -209,6 +210,11 @@ def import_content(bundle: ContentBundle, organisation: Organisation, *,
             raise ValidationFailed(f"module {spec.slug}: unknown system '{spec.system}'")
         outcome = import_module(organisation.id, spec, systems[spec.system])
         summary.modules.append(outcome)
+        if spec.credit is not None:  # credits (layer 6) stores the CE activity
+            module_id = db.session.scalar(select(Module.id).where(
+                Module.organisation_id == organisation.id, Module.slug == spec.slug))
+            events.announce(events.module_imported, events.ModuleImported(
+                organisation.id, module_id, spec.credit, actor.id if actor else None))
         if progress is not None:
             progress(outcome)
     record_audit("content.import", actor=actor, organisation_id=organisation.id,

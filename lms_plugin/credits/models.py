@@ -26,17 +26,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from lms_plugin.catalog.credit_block import CREDIT_TYPES  # noqa: F401  (re-exported)
 from lms_plugin.db import utcnow
 from lms_plugin.extensions import db
 
-#: Credit types (code -> the name printed on certificates and transcripts).
-CREDIT_TYPES: dict[str, str] = {
-    "ama_pra_1": "AMA PRA Category 1 Credit™",
-    "ancc": "ANCC nursing contact hours",
-    "acpe": "ACPE contact hours",
-    "cphims": "CAHIMS/CPHIMS CE hours",
-    "other": "Other",
-}
 #: Professions a learner declares on their CE profile (code -> label).
 PROFESSIONS: dict[str, str] = {
     "physician": "Physician (MD/DO)",

@@ -168,6 +168,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def activity_from_import(sender: Any, event: Any) -> None:
+    """Receiver of ``events.module_imported``: store the ``credit:`` block of an imported
+    module as its CE activity (flushes, never commits; audited as the importer)."""
+    actor = db.session.get(User, event.actor_id) if event.actor_id else None
+    save_activity(event.organisation_id, event.module_id, event.credit, actor)
+
+
 def review_due(activity: CreditActivity, today: date) -> date | None:
     """The date the activity's review falls due (at most every 3 years) when that is within
     90 days or past, else None: the author page warns with it."""
