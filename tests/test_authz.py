@@ -65,6 +65,8 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "credits.transcript": (frozenset({"learner", "author", "officer", "admin"}), False),
     "credits.edit_activity": (frozenset({"author", "admin"}), True),
     "credits.verify": (ANY, False),
+    "credits.registry_exports": (frozenset({"officer", "admin"}), False),
+    "credits.registry_export_csv": (frozenset({"officer", "admin"}), False),
 }
 
 # Pages of one person's own record: every other person of the organisation without the
@@ -103,6 +105,7 @@ def sample_args(factory) -> dict[str, object]:
         "slug": (sample := build_module(factory.app, slug="sample-module"))["slug"],
         # A CE certificate of another learner on that module (which offers CE credit).
         "code": sample_certificate(factory, sample),
+        "registry": "pars",
         "position": 1,
         "job_id": make_job(factory.app, factory.organisation("General Hospital"),
                            status="failed", last_error="sample"),

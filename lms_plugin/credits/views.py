@@ -8,13 +8,21 @@ import csv
 import io
 from datetime import date
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
 from lms_plugin.authz import PUBLIC, allow
 from lms_plugin.catalog.models import Module, ModuleVersion
-from lms_plugin.credits import services
+from lms_plugin.credits import exports, services
 from lms_plugin.credits.forms import ActivityForm, ClaimForm, CsrfOnlyForm
 from lms_plugin.credits.models import PROFESSIONS
 from lms_plugin.credits.pdf import credits_text, transcript_pdf
@@ -222,3 +230,35 @@ def edit_activity(slug: str):
                            else None, today=today, professions=PROFESSIONS,
                            summary=services.evaluation_summary(activity) if activity else [],
                            saved=request.args.get("saved")), status
+
+
+def _export_range() -> tuple[date, date]:
+    today = services.local_today(current_user.organisation.timezone, utcnow())
+    return exports.check_range(request.args.get("start") or f"{today:%Y-01-01}",
+                               request.args.get("end") or today.isoformat())
+
+
+@bp.get("/officer/credits/exports")
+@allow("officer", "admin")
+def registry_exports():
+    try:
+        first, last = _export_range()
+    except ValidationFailed as exc:
+        return render_template("credits/exports.html", error=exc, rows=None,
+                               start=request.args.get("start", ""),
+                               end=request.args.get("end", "")), 422
+    rows = exports.summary(current_user.organisation_id, first, last)
+    return render_template("credits/exports.html", error=None, rows=rows,
+                           start=first.isoformat(), end=last.isoformat())
+
+
+@bp.get("/officer/credits/exports/<registry>.csv")
+@allow("officer", "admin")
+def registry_export_csv(registry: str):
+    first, last = _export_range()
+    body = exports.start_export(current_user.organisation_id, registry, first, last,
+                                current_user)
+    db.session.commit()  # the audit record, before the file streams
+    return Response(stream_with_context(body), mimetype="text/csv", headers={
+        "Content-Disposition":
+            f'attachment; filename="{registry}-{first:%Y%m%d}-{last:%Y%m%d}.csv"'})
