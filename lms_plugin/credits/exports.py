@@ -176,17 +176,16 @@ def stream_csv(organisation_id: int, code: str, first: date, last: date) -> Iter
             yield flush()
 
 
-def start_export(organisation_id: int, code: str, first: date, last: date,
-                 actor: Any) -> Iterator[str]:
-    """Audit the export of registry identifiers (who, which registry, which range) and
-    return the CSV stream. :class:`NotFound` for an unknown registry."""
+def record_export(organisation_id: int, code: str, first: date, last: date,
+                  actor: Any) -> None:
+    """Audit an export of registry identifiers (who, which registry, which range) before
+    it streams. :class:`NotFound` for an unknown registry."""
     from lms_plugin.accounts.services import record_audit
 
     reg = registry(code)
     record_audit("credits.registry_export", actor=actor, organisation_id=organisation_id,
                  target=("registry", reg.code),
                  details={"start": first.isoformat(), "end": last.isoformat()})
-    return stream_csv(organisation_id, reg.code, first, last)
 
 
 def summary(organisation_id: int, first: date, last: date) -> dict[str, Any]:

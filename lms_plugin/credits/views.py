@@ -11,10 +11,10 @@ from datetime import date
 from flask import (
     Blueprint,
     Response,
+    current_app,
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 from flask_login import current_user
@@ -256,9 +256,17 @@ def registry_exports():
 @allow("officer", "admin")
 def registry_export_csv(registry: str):
     first, last = _export_range()
-    body = exports.start_export(current_user.organisation_id, registry, first, last,
-                                current_user)
+    organisation_id = current_user.organisation_id
+    exports.record_export(organisation_id, registry, first, last, current_user)
     db.session.commit()  # the audit record, before the file streams
-    return Response(stream_with_context(body), mimetype="text/csv", headers={
+    app = current_app._get_current_object()
+
+    def body():
+        # Its own application context (and so its own database session): the rows stream
+        # after this request has ended.
+        with app.app_context():
+            yield from exports.stream_csv(organisation_id, registry, first, last)
+
+    return Response(body(), mimetype="text/csv", headers={
         "Content-Disposition":
             f'attachment; filename="{registry}-{first:%Y%m%d}-{last:%Y%m%d}.csv"'})
