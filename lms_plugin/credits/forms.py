@@ -19,8 +19,9 @@ class ClaimForm(FlaskForm):
                              choices=[("", "Choose…"), *PROFESSIONS.items()])
     credit_type = SelectField("Credit type", validate_choice=False)
     credits = StringField("Credits to claim", validators=[Optional()])
-    consent = BooleanField("I agree that my credit is reported to the registry named above "
-                           "(ACCME PARS, NABP CPE Monitor or CE Broker)")
+    consent = BooleanField("I agree that this credit and the identifiers below are reported "
+                           "to the registry for my credit type (ACCME PARS, NABP CPE Monitor "
+                           "or CE Broker)")
     npi = StringField("NPI (10 digits)", validators=[Optional()])
     licence_state = StringField("Licence state (two letters)", validators=[Optional()])
     licence_number = StringField("Licence number", validators=[Optional()])

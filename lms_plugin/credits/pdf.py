@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING
 
 import segno
 from fpdf import FPDF
+from fpdf.fonts import FontFace
 
 if TYPE_CHECKING:
     from lms_plugin.credits.models import CreditActivity, CreditClaim
     from lms_plugin.credits.services import CycleTotal
 
 FONTS = Path(__file__).parent / "fonts"
+HEADINGS = FontFace(emphasis="BOLD", fill_color=(225, 232, 242))
 
 
 def _document(orientation: str = "L") -> FPDF:
@@ -61,7 +63,9 @@ def certificate_pdf(claim: CreditClaim, activity: CreditActivity, code: str,
     pdf.set_draw_color(30, 70, 120)
     pdf.set_line_width(1.2)
     pdf.rect(8, 8, pdf.w - 16, pdf.h - 16)
-    pdf.set_y(20)
+    pdf.set_line_width(0.3)
+    pdf.rect(10.5, 10.5, pdf.w - 21, pdf.h - 21)
+    pdf.set_y(22)
     pdf.set_font("DejaVu", "B", 22)
     pdf.set_text_color(30, 70, 120)
     pdf.cell(width, 11, "Certificate of Continuing Education", align="C",
@@ -81,43 +85,50 @@ def certificate_pdf(claim: CreditClaim, activity: CreditActivity, code: str,
     pdf.set_font("DejaVu", "", 11)
     label = credit_label(claim.credit_type, activity)
     rows = [
-        ("Format", activity.format),
+        ("Format", activity.format[:1].upper() + activity.format[1:]),
         ("Completion date", _date(claim.completed_on)),
         ("Credits claimed", f"{credits_text(claim.credits)} {label}"),
     ]
     if claim.credit_type == "acpe" and activity.acpe_uan:
         rows.append(("ACPE UAN", activity.acpe_uan))
     rows.append(("Verification code", code))
-    text_width = width - 50
+    # The facts as a centred two-column block under the centred heading.
+    block = 175
+    left = (pdf.w - block) / 2
     for name, value in rows:
-        pdf.set_x(pdf.l_margin + 10)
-        pdf.set_font("DejaVu", "B", 10)
-        pdf.cell(45, 6, f"{name}:")
-        pdf.set_font("DejaVu", "", 10)
-        pdf.multi_cell(text_width - 20, 6, value, new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(2)
+        pdf.set_x(left)
+        pdf.set_font("DejaVu", "B", 10.5)
+        pdf.cell(48, 6.5, f"{name}:", align="R")
+        pdf.set_font("DejaVu", "", 10.5)
+        pdf.set_x(left + 52)
+        pdf.multi_cell(block - 52, 6.5, value, new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    # Statements and provider on the left, the QR code on the right of the same band.
+    size = 34
+    qr_x = pdf.w - 18 - size
+    text_left, text_width = 20, qr_x - 8 - 20
+    band_top = pdf.get_y()
     pdf.set_font("DejaVu", "", 8.5)
     statements = [s for s in (activity.accreditation_statement,
                               activity.designation_statement) if s]
     for statement in statements:
-        pdf.set_x(pdf.l_margin + 10)
-        pdf.multi_cell(text_width - 20, 4.4, statement, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_x(text_left)
+        pdf.multi_cell(text_width, 4.4, statement, new_x="LMARGIN", new_y="NEXT")
         pdf.ln(1.5)
     if activity.provider_address:
-        pdf.set_x(pdf.l_margin + 10)
-        pdf.multi_cell(text_width - 20, 4.4, f"{activity.provider_name}, "
+        pdf.set_x(text_left)
+        pdf.multi_cell(text_width, 4.4, "Provider: " + activity.provider_name + ", "
                        + ", ".join(activity.provider_address.splitlines()),
                        new_x="LMARGIN", new_y="NEXT")
-    # QR code and the URL it holds, bottom right.
     buffer = io.BytesIO()
     verify_qr(verify_url).save(buffer, kind="png", scale=8, border=2)
     buffer.seek(0)
-    size = 38
-    x, y = pdf.w - pdf.r_margin - size - 4, pdf.h - 22 - size - 10
-    pdf.image(buffer, x=x, y=y, w=size, h=size)
-    pdf.set_xy(x - 30, y + size + 1)
-    pdf.set_font("DejaVu", "", 7)
-    pdf.multi_cell(size + 34, 3.5, f"Verify: {verify_url}", align="C")
+    qr_y = max(band_top, pdf.h - 22 - size - 8)
+    pdf.image(buffer, x=qr_x, y=qr_y, w=size, h=size)
+    pdf.set_font("DejaVu", "", 6.5)
+    caption_width = size + 36
+    pdf.set_xy(qr_x + size - caption_width, qr_y + size + 0.5)
+    pdf.multi_cell(caption_width, 3.2, f"Scan or visit to verify:\n{verify_url}", align="R")
     return bytes(pdf.output())
 
 
@@ -145,19 +156,19 @@ def transcript_pdf(name: str, claims: list[CreditClaim], totals: list[CycleTotal
     pdf.set_font("DejaVu", "B", 11)
     pdf.cell(width, 7, "Totals per cycle", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 9)
-    with pdf.table(col_widths=(60, 55, 25, 35), text_align=("LEFT", "LEFT", "RIGHT", "LEFT"),
-                   first_row_as_headings=True) as table:
+    with pdf.table(col_widths=(62, 58, 20, 35), text_align=("LEFT", "LEFT", "RIGHT", "LEFT"),
+                   first_row_as_headings=True, headings_style=HEADINGS) as table:
         table.row(("Credit type", "Cycle", "Total", "Target"))
         for t in totals:
             target = (f"{credits_text(t.target)} ({t.percent}%)" if t.target else "no target")
-            table.row((t.label, f"{_date(t.start)} – {_date(t.end)}", credits_text(t.total),
-                       target))
+            table.row((t.label, f"{t.start.isoformat()} – {t.end.isoformat()}",
+                       credits_text(t.total), target))
     pdf.ln(4)
     pdf.set_font("DejaVu", "B", 11)
     pdf.cell(width, 7, "Credits", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 9)
-    with pdf.table(col_widths=(28, 77, 45, 20), text_align=("LEFT", "LEFT", "LEFT", "RIGHT"),
-                   first_row_as_headings=True) as table:
+    with pdf.table(col_widths=(28, 77, 50, 20), text_align=("LEFT", "LEFT", "LEFT", "RIGHT"),
+                   first_row_as_headings=True, headings_style=HEADINGS) as table:
         table.row(("Completed", "Activity", "Credit type", "Credits"))
         for claim in claims:
             table.row((claim.completed_on.isoformat(), claim.activity.title,

@@ -55,7 +55,7 @@ def disclosure(slug: str):
     return render_template("credits/disclosure.html", a=activity, module=module, s=state,
                            version=_latest_version(module.id),
                            offers=list(services.offered_types(activity)),
-                           credits_text=credits_text)
+                           credits_text=credits_text, label=services.credit_label)
 
 
 @bp.route("/credits/<slug>/evaluation", methods=["GET", "POST"])

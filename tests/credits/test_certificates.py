@@ -236,7 +236,8 @@ def test_transcript_totals_and_cycle_edges(app, client, issued):
         assert services.cycle_window(date(2028, 2, 29), 3) == (date(2025, 3, 1),
                                                                date(2028, 2, 29))
     html = client.get("/credits/transcript?cycle_end=2026-11-30").get_data(as_text=True)
-    assert "27.5 of 45 (61%)" in html and "2023-12-01 – 2026-11-30" in html
+    assert "27.5 of 45" in html and "target: 61%" in html
+    assert "27.5 in the cycle 2023-12-01 – 2026-11-30" in html
     response = client.get("/credits/transcript?cycle_end=2026-11-30&format=csv")
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0] == ["completed_on", "activity", "credit_type", "credits",
