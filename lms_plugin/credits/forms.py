@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional
 
 from lms_plugin.credits.models import PROFESSIONS
@@ -16,7 +17,8 @@ class CsrfOnlyForm(FlaskForm):
 
 class ClaimForm(FlaskForm):
     profession = SelectField("Your profession", validate_choice=False,
-                             choices=[("", "Choose…"), *PROFESSIONS.items()])
+                             choices=[SelectChoice("", "Choose…")]
+                             + [SelectChoice(k, v) for k, v in PROFESSIONS.items()])
     credit_type = SelectField("Credit type", validate_choice=False)
     credits = StringField("Credits to claim", validators=[Optional()])
     consent = BooleanField("I agree that this credit and the identifiers below are reported "
@@ -27,9 +29,16 @@ class ClaimForm(FlaskForm):
     licence_number = StringField("Licence number", validators=[Optional()])
     nabp_eprofile_id = StringField("NABP e-Profile ID", validators=[Optional()])
     birth_month = SelectField("Birth month", validate_choice=False,
-                              choices=[("", "—")] + [(str(m), str(m)) for m in range(1, 13)])
+                              choices=[SelectChoice("", "—")]
+                              + [SelectChoice(str(m), str(m)) for m in range(1, 13)])
     birth_day = SelectField("Birth day", validate_choice=False,
-                            choices=[("", "—")] + [(str(d), str(d)) for d in range(1, 32)])
+                            choices=[SelectChoice("", "—")]
+                            + [SelectChoice(str(d), str(d)) for d in range(1, 32)])
+
+
+def choices(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms 3.3 choices (tuples are deprecated there)."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 class ActivityForm(FlaskForm):

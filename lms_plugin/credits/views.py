@@ -23,7 +23,7 @@ from sqlalchemy import select
 from lms_plugin.authz import PUBLIC, allow
 from lms_plugin.catalog.models import Module, ModuleVersion
 from lms_plugin.credits import exports, services
-from lms_plugin.credits.forms import ActivityForm, ClaimForm, CsrfOnlyForm
+from lms_plugin.credits.forms import ActivityForm, ClaimForm, CsrfOnlyForm, choices
 from lms_plugin.credits.models import PROFESSIONS
 from lms_plugin.credits.pdf import credits_text, transcript_pdf
 from lms_plugin.credits.spec import parse_credit_text, spec_to_yaml
@@ -87,9 +87,9 @@ def evaluation(slug: str):
 def claim(slug: str):
     activity, module = services.activity_for_slug(current_user.organisation_id, slug)
     form = ClaimForm()
-    form.credit_type.choices = [("", "Choose…")] + [
+    form.credit_type.choices = choices([("", "Choose…")] + [
         (code, f"{label} (up to {credits_text(maximum)})")
-        for code, label, maximum in services.offered_types(activity)]
+        for code, label, maximum in services.offered_types(activity)])
     state = services.claim_state(activity, current_user, utcnow())
     if request.method == "GET" and state.profile is not None:
         form.profession.data = state.profile.profession
