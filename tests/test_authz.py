@@ -66,6 +66,7 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "credits.edit_activity": (frozenset({"author", "admin"}), True),
     "credits.verify": (ANY, False),
     "credits.registry_exports": (frozenset({"officer", "admin"}), False),
+    "credits.correct": (frozenset({"officer", "admin"}), True),
     "credits.registry_export_csv": (frozenset({"officer", "admin"}), False),
 }
 

@@ -43,3 +43,9 @@ def choices(pairs) -> list[SelectChoice]:
 
 class ActivityForm(FlaskForm):
     spec = TextAreaField("Credit activity (YAML, the credit: block of module.yaml)")
+
+
+class CorrectionForm(FlaskForm):
+    reason = TextAreaField("Reason for the correction", validators=[Optional()])
+    credits = StringField("Credits to reissue (leave empty to revoke only)",
+                          validators=[Optional()])

@@ -23,7 +23,13 @@ from sqlalchemy import select
 from lms_plugin.authz import PUBLIC, allow
 from lms_plugin.catalog.models import Module, ModuleVersion
 from lms_plugin.credits import exports, services
-from lms_plugin.credits.forms import ActivityForm, ClaimForm, CsrfOnlyForm, choices
+from lms_plugin.credits.forms import (
+    ActivityForm,
+    ClaimForm,
+    CorrectionForm,
+    CsrfOnlyForm,
+    choices,
+)
 from lms_plugin.credits.models import PROFESSIONS
 from lms_plugin.credits.pdf import credits_text, transcript_pdf
 from lms_plugin.credits.spec import parse_credit_text, spec_to_yaml
@@ -130,10 +136,39 @@ def claim(slug: str):
 @allow(*LEARNERS)
 def certificate(code: str):
     cert = services.learner_certificate(current_user, code)
+    return _certificate_page(cert, CorrectionForm(), None, 200)
+
+
+def _certificate_page(cert, form, message, status):
+    staff = bool(current_user.role_names & {"officer", "admin"})
     return render_template("credits/certificate.html", c=cert, claim=cert.claim,
                            label=services.credit_label(cert.claim.credit_type,
                                                        cert.claim.activity),
-                           credits_text=credits_text)
+                           credits_text=credits_text, form=form if staff else None,
+                           message=message), status
+
+
+@bp.post("/officer/credits/certificates/<code>/correct")
+@allow("officer", "admin")
+def correct(code: str):
+    cert = services.learner_certificate(current_user, code)
+    form = CorrectionForm()
+    if not form.validate_on_submit():
+        return _certificate_page(cert, form, "The form expired; please submit it again.", 400)
+    try:
+        new = services.revoke_and_reissue(current_user.organisation_id, cert.claim_id,
+                                          current_user, form.reason.data or "",
+                                          form.credits.data or None, utcnow(), _verify_url)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        getattr(form, exc.field or "reason").errors = [exc.message]
+        return _certificate_page(cert, form, None, 422)
+    except Conflict as exc:
+        db.session.rollback()
+        return _certificate_page(cert, form, exc.message, 409)
+    db.session.commit()
+    return redirect(url_for("credits.certificate",
+                            code=new.certificate.code if new else cert.code))
 
 
 @bp.get("/credits/certificates/<code>.pdf")

@@ -249,3 +249,43 @@ def test_transcript_totals_and_cycle_edges(app, client, issued):
     text = " ".join(_pdf_text(pdf.data).split())
     assert "Continuing-education transcript" in text and "27.5" in text and "45 (61%)" in text
     assert client.get("/credits/transcript?cycle_end=30/11/2026").status_code == 422
+
+
+def test_an_officer_corrects_a_claim_over_http(app, client, issued, factory):
+    from tests.conftest import csrf_token
+
+    login(client, factory.email_of(factory.user("officer")))
+    page = f"/credits/certificates/{issued['code']}"
+    html = client.get(page).get_data(as_text=True)
+    assert f"CE certificate of {NAME}" in html and "Correct this claim" in html
+    url = f"/officer/credits/certificates/{issued['code']}/correct"
+    response = client.post(url, data={"reason": "", "credits": "1",
+                                      "csrf_token": csrf_token(client, page)})
+    assert response.status_code == 422 and 'id="reason-error"' in response.get_data(
+        as_text=True)
+    response = client.post(url, data={"reason": "Attended 1 hour", "credits": "1.1",
+                                      "csrf_token": csrf_token(client, page)})
+    assert response.status_code == 422 and "steps of 0.25" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(CreditClaim, issued["claim_id"]).status == "active"
+    response = client.post(url, data={"reason": "Attended 1 hour", "credits": "1",
+                                      "csrf_token": csrf_token(client, page)})
+    assert response.status_code == 302
+    new_code = response.headers["Location"].rsplit("/", 1)[1]
+    assert new_code != issued["code"]
+    assert "Revoked" in client.get(f"/verify/{issued['code']}").get_data(as_text=True)
+    response = client.post(url, data={"reason": "again", "csrf_token": csrf_token(client, page)})
+    assert response.status_code == 409
+    with app.app_context():
+        claims = db.session.scalars(select(CreditClaim).order_by(CreditClaim.id)).all()
+        assert [(c.status, str(c.credits)) for c in claims] == [("revoked", "1.25"),
+                                                               ("active", "1.00")]
+
+
+def test_learners_cannot_correct(app, client, issued):
+    from tests.conftest import csrf_token
+
+    token = csrf_token(client, f"/credits/certificates/{issued['code']}")
+    response = client.post(f"/officer/credits/certificates/{issued['code']}/correct",
+                           data={"reason": "mine", "credits": "1.5", "csrf_token": token})
+    assert response.status_code == 403
