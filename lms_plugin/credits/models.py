@@ -242,7 +242,7 @@ class Certificate(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     claim_id: Mapped[int] = mapped_column(ForeignKey("credit_claim.id"), unique=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
-    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded on download
     sha256: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
 

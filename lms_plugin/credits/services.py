@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
 from lms_plugin.accounts.models import LocalCredential, RoleGrant, User, UserSession
 from lms_plugin.accounts.services import record_audit
@@ -221,6 +222,7 @@ def claim_state(activity: CreditActivity, user: User, now: datetime) -> ClaimSta
     claims = list(db.session.scalars(
         select(CreditClaim).where(CreditClaim.activity_id == activity.id,
                                   CreditClaim.user_id == user.id)
+        .options(selectinload(CreditClaim.certificate))
         .order_by(CreditClaim.claimed_at, CreditClaim.id)))
     return ClaimState(activity=activity, completion=_passing_completion(activity, user.id),
                       evaluated=evaluated,
@@ -656,6 +658,7 @@ def transcript(user_id: int, cycle_end: date) -> tuple[list[CreditClaim], list[C
     claims = list(db.session.scalars(
         select(CreditClaim).where(CreditClaim.user_id == user_id,
                                   CreditClaim.status == "active")
+        .options(selectinload(CreditClaim.certificate))
         .order_by(CreditClaim.completed_on.desc(), CreditClaim.id.desc())))
     totals = []
     for credit_type in CREDIT_TYPES:

@@ -19,6 +19,7 @@ from lms_plugin.accounts.models import User
 from lms_plugin.credits import services
 from lms_plugin.credits.models import CeProfile, Certificate, CreditClaim, EvaluationResponse
 from lms_plugin.credits.pdf import verify_qr
+from lms_plugin.errors import Conflict
 from lms_plugin.extensions import db
 from lms_plugin.learning.models import Completion
 from tests.conftest import login
@@ -289,3 +290,35 @@ def test_learners_cannot_correct(app, client, issued):
     response = client.post(f"/officer/credits/certificates/{issued['code']}/correct",
                            data={"reason": "mine", "credits": "1.5", "csrf_token": token})
     assert response.status_code == 403
+
+
+def test_the_transcript_costs_the_same_statements_for_1_or_12_credits(app, client, issued):
+    from tests.statements import counted
+
+    with counted() as few:
+        assert client.get("/credits/transcript?cycle_end=2026-11-30").status_code == 200
+    for day in range(1, 12):
+        _add_claim(app, issued["user_id"], issued["activity_id"], "cphims", "1",
+                   date(2026, 10, day))
+    with counted() as many:
+        html = client.get("/credits/transcript?cycle_end=2026-11-30").get_data(as_text=True)
+    assert html.count('data-label="Completed"') == 12
+    assert len(many) == len(few), many
+    assert not any("certificate.pdf" in s.lower() for s in many)  # the PDF bytes stay put
+
+
+def test_only_covered_versions_earn_credit(app, client, factory):
+    from tests.credits.helpers import SPEC
+    from tests.learning.builders import add_version
+
+    module = build_module(app)
+    v2 = add_version(app, module["module_id"], number=2)
+    activity_id = make_activity(app, module["module_id"], module["organisation_id"],
+                                SPEC.replace('title: "Safe', 'versions: [2]\ntitle: "Safe'))
+    user_id = factory.user("learner", email="v1@example.org")
+    pass_module(app, user_id, module["module_id"], module["version_id"])  # version 1
+    evaluate(app, user_id, activity_id)
+    with app.app_context(), pytest.raises(Conflict):
+        claim(app, user_id, activity_id)
+    pass_module(app, user_id, module["module_id"], v2)
+    assert claim(app, user_id, activity_id)
