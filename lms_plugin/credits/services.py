@@ -676,6 +676,16 @@ def transcript(user_id: int, cycle_end: date) -> tuple[list[CreditClaim], list[C
 # ------------------------------------------------------------------ retention
 
 
+def person_by_email(organisation_id: int, email: str) -> int:
+    """The id of the organisation's person with this email; :class:`NotFound` otherwise."""
+    user_id = db.session.scalar(select(User.id).where(
+        User.organisation_id == organisation_id,
+        User.email == (email or "").strip().lower()))
+    if user_id is None:
+        raise NotFound(f"No person with the email {email!r} in this organisation.")
+    return user_id
+
+
 def anonymise_person(organisation_id: int, user_id: int, actor: User | None) -> None:
     """Remove a person while keeping the six-year credit record.
 

@@ -322,3 +322,16 @@ def test_only_covered_versions_earn_credit(app, client, factory):
         claim(app, user_id, activity_id)
     pass_module(app, user_id, module["module_id"], v2)
     assert claim(app, user_id, activity_id)
+
+
+def test_remove_person_command_keeps_the_record(app, issued):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["credits", "remove-person", "--organisation",
+                                 "General Hospital", "--email", "nobody@example.org", "--yes"])
+    assert result.exit_code != 0 and "No person with the email" in result.output
+    result = runner.invoke(args=["credits", "remove-person", "--organisation",
+                                 "General Hospital", "--email", "ZOE@example.org", "--yes"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.get(User, issued["user_id"]).email is None
+        assert db.session.get(CreditClaim, issued["claim_id"]).learner_name == NAME
