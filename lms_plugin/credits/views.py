@@ -83,7 +83,9 @@ def evaluation(slug: str):
             return redirect(url_for("credits.claim", slug=slug))
     elif request.method == "POST":
         error, status = "The form expired; please submit it again.", 400
+    done = services.claim_state(activity, current_user, utcnow()).evaluated
     return render_template("credits/evaluation.html", a=activity, module=module, form=form,
+                           done=done,
                            error=error, field=field, likert=services.LIKERT,
                            change=services.CHANGE_ANSWERS, values=request.form), status
 

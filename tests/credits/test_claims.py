@@ -202,6 +202,7 @@ def test_evaluation_is_required_answer_by_answer_and_kept_once(app, client, setu
     data[f"q{ids['text'][0]}"] = "Use two identifiers."
     assert client.post(url, data=data).status_code == 302
     assert client.post(url, data=data).status_code == 409
+    assert "You have submitted the evaluation" in client.get(url).get_data(as_text=True)
     with app.app_context():
         responses = db.session.scalars(select(EvaluationResponse)).all()
         assert len(responses) == 1
