@@ -19,6 +19,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from lms_plugin.authz import PUBLIC, allow
 from lms_plugin.catalog.models import Module, ModuleVersion
@@ -75,11 +76,14 @@ def evaluation(slug: str):
         answers = {q.id: request.form.get(f"q{q.id}", "") for q in activity.questions}
         try:
             services.submit_evaluation(activity, current_user, answers, utcnow())
+            db.session.commit()
         except (ValidationFailed, Conflict) as exc:
             db.session.rollback()
             error, field, status = exc.message, exc.field, exc.status_code
+        except IntegrityError:  # a second tab submitted at the same moment
+            db.session.rollback()
+            error, status = "You have already submitted the evaluation of this activity.", 409
         else:
-            db.session.commit()
             return redirect(url_for("credits.claim", slug=slug))
     elif request.method == "POST":
         error, status = "The form expired; please submit it again.", 400
@@ -114,6 +118,12 @@ def claim(slug: str):
             consent=bool(form.consent.data))
         try:
             made = services.claim_credit(activity, current_user, req, utcnow(), _verify_url)
+            code = made.certificate.code
+            db.session.commit()
+        except IntegrityError:  # the same claim from a second tab at the same moment
+            db.session.rollback()
+            status, message = 409, ("You have already claimed this credit type for this "
+                                    "activity.")
         except ValidationFailed as exc:
             db.session.rollback()
             status = 422
@@ -126,8 +136,7 @@ def claim(slug: str):
             db.session.rollback()
             status, message = 409, exc.message
         else:
-            db.session.commit()
-            return redirect(url_for("credits.certificate", code=made.certificate.code))
+            return redirect(url_for("credits.certificate", code=code))
     elif request.method == "POST":
         status, message = 400, "The form expired; please submit it again."
     return render_template("credits/claim.html", a=activity, module=module, form=form,

@@ -220,3 +220,24 @@ def test_evaluation_results_are_shown_to_authors_without_names(app, client, setu
     assert "Evaluation results (anonymous)" in html
     assert html.count("<li>Agree: 1</li>") == 3 and "<li>Good.</li>" in html
     assert factory.email_of(setup["user_id"]).split("@")[0] not in html
+
+
+def test_a_racing_second_claim_is_a_409_not_a_500(app, client, setup, monkeypatch):
+    """Two tabs claim at once: the second passes the service's check before the first
+    commits; the unique constraint refuses it and the page says so."""
+    from lms_plugin.credits import services
+
+    _ready(app, setup)
+    assert _post_claim(client, setup).status_code == 302
+    real = services.claim_state
+
+    def before_the_first_commit(*args, **kwargs):
+        state = real(*args, **kwargs)
+        state.claims = []  # what the second tab saw
+        return state
+
+    monkeypatch.setattr(services, "claim_state", before_the_first_commit)
+    response = _post_claim(client, setup, credits="0.5")
+    assert response.status_code == 409
+    assert "already claimed this credit type" in response.get_data(as_text=True)
+    assert _claims(app) == 1
