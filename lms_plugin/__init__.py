@@ -113,6 +113,7 @@ def register_blueprints(app: Flask) -> None:
     from lms_plugin.admin import views as admin_views
     from lms_plugin.catalog import authoring_views as catalog_authoring_views
     from lms_plugin.catalog import views as catalog_views
+    from lms_plugin.credits import views as credits_views
     from lms_plugin.jobs import views as jobs_views
     from lms_plugin.learning import admin_views as learning_admin_views
     from lms_plugin.learning import views as learning_views
@@ -136,6 +137,7 @@ def register_blueprints(app: Flask) -> None:
         lti_roster_views.bp,
         lti_admin_views.bp,
         admin_views.bp,
+        credits_views.bp,
     ):
         app.register_blueprint(blueprint)
     if app.config.get("LMS_DEMO"):  # the built-in demo LMS (issue 12.3), off by default
@@ -160,12 +162,13 @@ def register_commands(app: Flask) -> None:
 
 def register_subscribers(app: Flask) -> None:
     """Connect each package's receivers of the domain events (lms_plugin/events.py)."""
-    from lms_plugin import events, jobs, lti
+    from lms_plugin import credits, events, jobs, lti
     from lms_plugin.learning import tasks as learning_tasks
 
     jobs.subscribe(app)  # mail.queue -> a mail.send outbox job
     lti.subscribe(app)
     events.version_published.connect(learning_tasks.enqueue_evaluation, sender=app)
+    credits.subscribe(app)
 
 
 def register_template_helpers(app: Flask) -> None:

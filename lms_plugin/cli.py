@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "Extra quiz attempts for a person (audited)."),
     "staff": ("lms_plugin.learning.cli:staff_cli",
               "Staff profiles: import the HR roster (CSV or Excel)."),
+    "credits": ("lms_plugin.credits.cli:credits_cli",
+                "Continuing-education credit: records and people."),
 }
 
 

@@ -43,6 +43,25 @@ Keyword argument ``event``: :class:`CompletionRecorded`. Sent after ``attempt_gr
 the same attempt, in the same transaction.
 """)
 
+module_imported = _signals.signal("module-imported", doc="""\
+A module folder was imported from content files and its ``module.yaml`` has a ``credit:``
+block (issue 15). Keyword argument ``event``: :class:`ModuleImported`. ``credits``
+subscribes and creates or updates the module's CE activity in the same transaction.
+""")
+
+
+@dataclass(frozen=True)
+class ModuleImported:
+    """Payload of :data:`module_imported`: ``credit`` is the block as validated by
+    ``catalog.credit_block.validate_credit``; ``actor_id``: who imported (None: the CLI
+    without a person)."""
+
+    organisation_id: int
+    module_id: int
+    credit: dict
+    actor_id: int | None
+
+
 @dataclass(frozen=True)
 class AttemptGraded:
     """Payload of :data:`attempt_graded`.

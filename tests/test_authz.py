@@ -15,6 +15,7 @@ from lms_plugin.catalog.models import Module
 from tests.catalog.authoring_helpers import sample_system
 from tests.catalog.helpers import sample_asset
 from tests.conftest import csrf_token, login
+from tests.credits.helpers import sample_certificate
 from tests.jobs.helpers import make_job
 from tests.learning.builders import build_module
 from tests.lti.ags_helpers import sample_context
@@ -124,12 +125,31 @@ DEMO_EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "demo.scores": (ANY, False),
     "demo.memberships": (ANY, False),
     "demo.deep_link_return": (ANY, False),
+    # CE credit (issue 15): learner pages, the author's activity page, public verification.
+    "credits.disclosure": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "credits.evaluation": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "credits.claim": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "credits.certificate": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "credits.certificate_pdf": (frozenset({"learner", "author", "officer", "admin"}), True),
+    "credits.transcript": (frozenset({"learner", "author", "officer", "admin"}), False),
+    "credits.edit_activity": (frozenset({"author", "admin"}), True),
+    "credits.verify": (ANY, False),
+    "credits.registry_exports": (frozenset({"officer", "admin"}), False),
+    "credits.correct": (frozenset({"officer", "admin"}), True),
+    "credits.registry_export_csv": (frozenset({"officer", "admin"}), False),
 }
+
+# Pages of one person's own record: every other person of the organisation without the
+# officer or admin role gets a 404, like another organisation's record.
+OWN_RECORD = {"credits.certificate", "credits.certificate_pdf"}
 
 PERSONAS = ("anonymous", "learner", "author", "officer", "admin", "other_admin")
 
 
-def expected_allowed(persona: str, allowed: frozenset[str], scoped: bool) -> bool:
+def expected_allowed(persona: str, allowed: frozenset[str], scoped: bool,
+                     endpoint: str = "") -> bool:
+    if endpoint in OWN_RECORD and persona in ("learner", "author"):
+        return False
     if PUBLIC in allowed:
         return True
     if persona == "anonymous":
@@ -152,7 +172,10 @@ def sample_args(factory) -> dict[str, object]:
         "path": asset[1],
         # A failed job of the home organisation (retrying it is what an admin may do).
         # A published module of the home organisation, with lessons and a quiz.
-        "slug": build_module(factory.app, slug="sample-module")["slug"],
+        "slug": (sample := build_module(factory.app, slug="sample-module"))["slug"],
+        # A CE certificate of another learner on that module (which offers CE credit).
+        "code": sample_certificate(factory, sample),
+        "registry": "pars",
         "position": 1,
         "job_id": make_job(factory.app, factory.organisation("General Hospital"),
                            status="failed", last_error="sample"),
@@ -238,7 +261,7 @@ def test_url_map_walk_for_every_role(app, factory, sample_args):
                 data = {"csrf_token": csrf_token(client)} if method == "POST" else None
                 response = client.open(url, method=method, data=data)
                 got = _status_is_allowed(response, persona)
-                want = expected_allowed(persona, allowed, scoped)
+                want = expected_allowed(persona, allowed, scoped, rule.endpoint)
                 checked += 1
                 if got != want:
                     failures.append(f"{method} {url} as {persona}: {response.status_code}, "

@@ -48,8 +48,9 @@ LAYERS: dict[str, int] = {
     "demo": 7,  # the built-in demo LMS: plays the platform against lti (issue 12.3)
     # Administration pages that gather platforms, jobs, people and training history.
     "admin": 7,
+    "credits": 6,
 }
-DOMAIN_PACKAGES = ("accounts", "catalog", "quizzes", "learning", "jobs")
+DOMAIN_PACKAGES = ("accounts", "catalog", "quizzes", "learning", "jobs", "credits")
 BASE_MODULES = {"authz", "clitypes", "config", "db", "errors", "events", "extensions",
                 "mail", "markdown", "outbound", "routing"}
 SHELL_MODULES = {"__init__", "__main__", "cli", "core", "headers", "health", "layout",

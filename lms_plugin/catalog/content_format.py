@@ -136,6 +136,9 @@ class ModuleSpec:
     draw_count: int | None = None
     shuffle_questions: bool = True
     shuffle_options: bool = True
+    # The validated ``credit:`` block (catalog.credit_block), None when absent. Not module
+    # content: it is left out of the content hash, so editing it makes no new version.
+    credit: dict[str, Any] | None = None
     questions: list[QuestionSpec] = field(default_factory=list)
     lessons: list[LessonSpec] = field(default_factory=list)
     assets: list[AssetSpec] = field(default_factory=list)
@@ -150,7 +153,8 @@ class ModuleSpec:
         a hand-edited file, an export or the editor hashes the same, so an unchanged import
         creates no version (status is compared separately by the importer)."""
         payload = {k: v for k, v in asdict(self).items()
-                   if k not in ("status", "assets", "yaml_markers", "warnings")}
+                   if k not in ("status", "assets", "yaml_markers", "warnings",
+                                 "credit")}
         for lesson in payload["lessons"]:
             lesson.pop("file", None)
         for question in payload["questions"]:  # an uncritical item hashes as before
@@ -654,7 +658,7 @@ def _type_data(c: _Checker, q: YMap, qtype: str) -> dict[str, Any] | None:
 
 MODULE_KEYS = ("slug", "title", "system", "status", "retraining_required", "change_notes",
                "summary", "objectives", "audience", "estimated_minutes", "validity_months",
-               "quiz", "questions")
+               "quiz", "questions", "credit")
 QUIZ_KEYS = ("pass_mark", "attempt_limit", "time_limit_minutes", "draw", "shuffle_questions",
              "shuffle_options")
 SYSTEM_KEYS = ("slug", "name", "vendor", "description")
@@ -764,6 +768,12 @@ def load_module(folder: Path, rel_folder: str, systems: set[str] | None,
         draw_line = quiz_map.value_lines.get("draw")
         spec.shuffle_questions = c.boolean(quiz_map, "shuffle_questions", "'quiz'", True)
         spec.shuffle_options = c.boolean(quiz_map, "shuffle_options", "'quiz'", True)
+
+    if m.get("credit") is not None:
+        from lms_plugin.catalog.credit_block import validate_credit  # (imports this module)
+
+        spec.credit, _ = validate_credit(m["credit"], rel, problems,
+                                         m.value_lines.get("credit", 1))
 
     images = _load_images(folder, rel_folder, problems)
     referenced: set[str] = set()

@@ -242,6 +242,11 @@ def import_content(bundle: ContentBundle, organisation: Organisation, *,
         outcome = import_module(organisation.id, spec, systems[spec.system], actor=actor,
                                 publish=publish, local_markers_ok=local_markers_ok)
         summary.modules.append(outcome)
+        if spec.credit is not None:  # credits (layer 6) stores the CE activity
+            module_id = db.session.scalar(select(Module.id).where(
+                Module.organisation_id == organisation.id, Module.slug == spec.slug))
+            events.announce(events.module_imported, events.ModuleImported(
+                organisation.id, module_id, spec.credit, actor.id if actor else None))
         if progress is not None:
             progress(outcome)
     record_audit("content.import", actor=actor, organisation_id=organisation.id,

@@ -33,12 +33,16 @@ class Completion(db.Model):
     __tablename__ = "completion"
     __table_args__ = (Index("ix_completion_user_module", "user_id", "module_id"),)
 
+    # RESTRICT, not CASCADE (issue 15, migration 0016_credits): a completion is the evidence
+    # CE credit rests on and is kept six years, so the database refuses to delete a person,
+    # module or version that still has one; people are anonymised instead
+    # (credits.services.anonymise_person). SET NULL would keep rows nobody can attribute.
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
-    module_id: Mapped[int] = mapped_column(ForeignKey("module.id", ondelete="CASCADE"),
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="RESTRICT"))
+    module_id: Mapped[int] = mapped_column(ForeignKey("module.id", ondelete="RESTRICT"),
                                            index=True)
     module_version_id: Mapped[int] = mapped_column(
-        ForeignKey("module_version.id", ondelete="CASCADE"), index=True)
+        ForeignKey("module_version.id", ondelete="RESTRICT"), index=True)
     attempt_id: Mapped[int | None] = mapped_column(
         ForeignKey("quiz_attempt.id", ondelete="SET NULL"), unique=True)
     score: Mapped[float] = mapped_column(Float)

@@ -1,7 +1,7 @@
 """authoring: the web editor's optimistic lock
 
 Revision ID: 0017_authoring
-Revises: 0015_mail
+Revises: 0016_credits
 Create Date: 2026-11-30 03:30:00
 
 ``module_version.lock_version`` counts the saved edits of a draft (a stale editor form is
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0017_authoring'
-down_revision = "0015_mail"
+down_revision = "0016_credits"
 branch_labels = None
 depends_on = None
 
