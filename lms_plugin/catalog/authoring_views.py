@@ -412,6 +412,10 @@ def publish(slug: str):
         except authoring.SpecProblems as exc:
             db.session.rollback()
             problems = exc.problems
+        except services.SignoffMissing as exc:  # the gate (issue 17): nothing is written
+            db.session.rollback()
+            return render_template("authoring/publish.html", form=form, module=module,
+                                   draft=draft, problems=[], waiting=exc.waiting), 409
         except ValidationFailed as exc:
             db.session.rollback()
             getattr(form, exc.field or "change_notes").errors = [exc.message]
