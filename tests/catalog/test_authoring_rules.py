@@ -5,6 +5,7 @@ refuses a publish with 409 naming each reviewer still to approve, and writes not
 
 from __future__ import annotations
 
+import re
 from html import unescape
 
 from sqlalchemy import select
@@ -96,20 +97,45 @@ def test_the_gate_names_who_must_still_sign_off_and_writes_nothing(app, client, 
     assert snapshot(app) == before and not _published_audits(app)
     with app.app_context():
         assert db.session.scalar(select(ModuleVersion.change_notes)) in ("", None)
-    # Both approve the draft as it will be published (notes included): it publishes.
+    # "Save the notes for sign-off" stores them with the draft (audited), nothing published;
+    # both reviewers approve that exact version; the publish form offers the saved notes and
+    # publishing them unchanged keeps the approvals.
+    base = f"/author/modules/{slug}"
+    response = post(client, f"{base}/publish", {"lock": lock_of(client, f"{base}/publish"),
+                                                "change_notes": "First release",
+                                                "retraining_required": "y", "save_notes": "1"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert not _published_audits(app)
     with app.app_context():
         version = db.session.scalar(select(ModuleVersion))
-        version.change_notes = "First release"
-        from lms_plugin.catalog import authoring, services
-
-        spec, problems = authoring.validate_spec(authoring.draft_spec(version))
-        assert not problems
-        services._fill_version(version, spec, spec.content_hash())
+        assert (version.status, version.change_notes, version.retraining_required) == \
+            ("draft", "First release", True)
+        update = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "version.update")).all()[-1]
+        assert update.details["what"] == "change notes"
+        assert update.details["after"]["change_notes"] == "First release"
         person = db.session.get(User, pharmacist)
         signoff.approve(version, person, role="pharmacist")
         signoff.approve(version, person, role="medical director")
         db.session.commit()
-    response = _publish(client, slug)
+    html = unescape(client.get(f"{base}/publish").get_data(as_text=True))
+    assert re.search(r'<textarea id="change_notes"[^>]*>\s*First release</textarea>', html)
+    assert re.search(r'<input checked id="retraining_required"', html)
+    response = post(client, f"{base}/publish", {"lock": lock_of(client, f"{base}/publish"),
+                                                "change_notes": "First release",
+                                                "retraining_required": "y"})
     assert response.status_code == 302, response.get_data(as_text=True)
     publish = _published_audits(app)
     assert len(publish) == 1 and len(publish[0].details["approvals"]) == 2
+
+
+def test_saving_notes_for_sign_off_needs_notes(app, client, login_as):
+    login_as("author")
+    slug = build_draft(client, app)
+    base = f"/author/modules/{slug}"
+    before = snapshot(app)
+    response = post(client, f"{base}/publish", {"lock": lock_of(client, f"{base}/publish"),
+                                                "change_notes": " ", "save_notes": "1"})
+    assert response.status_code == 422
+    assert "Say what changed" in response.get_data(as_text=True)
+    assert snapshot(app) == before
