@@ -63,7 +63,16 @@ INCOMPLETE = ("module has no lessons", "'questions' is empty",
               # Issue 17's rules that a draft meets as it grows: sources end each lesson, and
               # the pool reaches twice the draw. Saved drafts may lack them; publishing
               # (complete=True) and content files may not.
-              "lesson has no sources", "'## Sources' lists no source", "'draw' is ")
+              "lesson has no sources", "'## Sources' lists no source")
+#: The pool-twice-the-draw rule (issue 17) is let through on save as well; a draw larger than
+#: the whole pool ("'draw' is 5 but the pool has only 2 questions", without this clause)
+#: stays refused on the draw field, as before the merge.
+GROWING_POOL = "a pool needs at least twice the draw"
+
+
+def _incomplete(problem: Problem) -> bool:
+    """Whether ``problem`` is one a draft in progress may have (see :data:`INCOMPLETE`)."""
+    return problem.message.startswith(INCOMPLETE) or GROWING_POOL in problem.message
 
 MAX_ZIP_BYTES = 20 * 1024 * 1024  # an uploaded content .zip (compressed)
 MAX_UNZIPPED_BYTES = 60 * 1024 * 1024  # everything inside it, uncompressed
@@ -150,7 +159,7 @@ def validate_spec(spec: ModuleSpec, systems: set[str] | None = None, *,
         problems: list[Problem] = []
         loaded = load_module(folder, f"modules/{spec.slug}", systems, problems)
     if not complete:
-        problems = [p for p in problems if not p.message.startswith(INCOMPLETE)]
+        problems = [p for p in problems if not _incomplete(p)]
         if loaded is None and not problems:  # refused only for being incomplete
             loaded = _reload_incomplete(spec, systems)
     return (loaded if not problems else None), problems

@@ -394,6 +394,10 @@ def publish(slug: str):
     problems: list = []
     if request.method == "GET":
         form.lock.data = str(draft.lock_version)
+        # The notes and retraining choice the draft holds: they are part of what reviewers
+        # approve (the content hash), so publishing them unchanged keeps the approvals.
+        form.change_notes.data = draft.change_notes
+        form.retraining_required.data = draft.retraining_required
         _, problems = authoring.validate_spec(authoring.draft_spec(draft))
     elif form.validate_on_submit():
         if form.lock_value != draft.lock_version:
@@ -402,6 +406,8 @@ def publish(slug: str):
                                         "check it (preview) and publish again."]
             return render_template("authoring/publish.html", form=form, module=module,
                                    draft=draft, problems=[]), 409
+        if request.form.get("save_notes"):
+            return _save_notes(module, draft, form)
         go_live = form.go_live_at.data
         try:
             authoring.publish_version(
@@ -412,6 +418,10 @@ def publish(slug: str):
         except authoring.SpecProblems as exc:
             db.session.rollback()
             problems = exc.problems
+        except services.SignoffMissing as exc:  # the gate (issue 17): nothing is written
+            db.session.rollback()
+            return render_template("authoring/publish.html", form=form, module=module,
+                                   draft=draft, problems=[], waiting=exc.waiting), 409
         except ValidationFailed as exc:
             db.session.rollback()
             getattr(form, exc.field or "change_notes").errors = [exc.message]
@@ -422,6 +432,32 @@ def publish(slug: str):
     status = 422 if request.method == "POST" else 200
     return render_template("authoring/publish.html", form=form, module=module, draft=draft,
                            problems=problems), status
+
+
+def _save_notes(module, draft: ModuleVersion, form: PublishForm):
+    """Store the publish form's notes and retraining choice in the draft without publishing
+    (audited ``version.update``), so reviewers can approve the exact version that will be
+    published: both are part of its content hash (issue 17's gate)."""
+    notes = (form.change_notes.data or "").strip()
+    if not notes:
+        form.change_notes.errors = ["Say what changed: learners and trainers read these notes."]
+        return render_template("authoring/publish.html", form=form, module=module,
+                               draft=draft, problems=[]), 422
+    retrain = bool(form.retraining_required.data)
+
+    def change(spec) -> None:
+        spec.change_notes, spec.retraining_required = notes, retrain
+
+    try:
+        authoring.save_draft(draft, current_user, form.lock_value, change, "change notes")
+    except authoring.SpecProblems as exc:
+        db.session.rollback()
+        return render_template("authoring/publish.html", form=form, module=module,
+                               draft=draft, problems=exc.problems), 422
+    db.session.commit()
+    flash("The notes are saved with the draft. Once every reviewer has approved this "
+          "version, publish it with these notes.", "info")
+    return redirect(url_for("authoring.publish", slug=module.slug))
 
 
 @bp.post("/modules/<slug>/retire")

@@ -171,6 +171,16 @@ CREATED, NEW_VERSION, DRAFT_REPLACED, UNCHANGED = ("created", "new version", "dr
 PENDING = "pending"  # internal: a draft with the file's content, to be published if approved
 
 
+class SignoffMissing(Conflict):
+    """The sign-off gate refused a publish (409, issue 17): ``waiting`` holds the label of
+    each reviewer still to approve this exact version ("pharmacist", "Dr Ana Ruiz (medical
+    director)"), so a page can list them."""
+
+    def __init__(self, message: str, waiting: list[str]) -> None:
+        super().__init__(message)
+        self.waiting = waiting
+
+
 @dataclass
 class ModuleOutcome:
     slug: str
@@ -428,8 +438,9 @@ def publish_version(organisation_id: int, version_id: int, *, actor: User | None
     change notes, retraining choice, go-live time, the hash and the approvals; announces
     ``events.version_published``.
 
-    Raises NotFound (404: no such version in the organisation), Conflict (409: not a draft,
-    or approvals missing, naming each reviewer still to approve), ValidationFailed (422: an
+    Raises NotFound (404: no such version in the organisation), Conflict (409: not a draft),
+    SignoffMissing (a 409 Conflict: approvals missing, naming each reviewer still to approve
+    in its message and ``waiting``), ValidationFailed (422: an
     unresolved localisation marker, naming the lesson or question and line).
     """
     version = db.session.get(ModuleVersion, version_id)
@@ -447,9 +458,9 @@ def publish_version(organisation_id: int, version_id: int, *, actor: User | None
     states = signoff.status(version)
     waiting = [s.label for s in states if s.approval is None]
     if waiting:
-        raise Conflict(f"{module.slug} version {version.number} cannot be published yet: "
-                       f"waiting for sign-off from {', '.join(waiting)} (each must approve "
-                       "this exact version: lms-plugin signoff approve)")
+        raise SignoffMissing(f"{module.slug} version {version.number} cannot be published "
+                             f"yet: waiting for sign-off from {', '.join(waiting)} (each must "
+                             "approve this exact version: lms-plugin signoff approve)", waiting)
     now = now or utcnow()
     version.status = "published"
     version.published_at = now

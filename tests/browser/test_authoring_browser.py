@@ -21,7 +21,7 @@ from lms_plugin.catalog.models import ModuleVersion
 from lms_plugin.extensions import db
 from lms_plugin.learning.models import Completion
 from tests.browser.test_learner_keyboard import CHROMIUM, CHROMIUM_ARGS, server  # noqa: F401
-from tests.catalog.authoring_helpers import make_system
+from tests.catalog.authoring_helpers import SOURCES, make_system
 from tests.catalog.test_authoring_forms import PNG
 from tests.conftest import PASSWORD
 
@@ -100,7 +100,9 @@ def test_author_builds_publishes_and_a_learner_passes(app, factory, server, brow
     page.click("button:has-text('Upload image')")
     line = re.search(r"!\[A scanned wristband\]\(images/[a-z0-9-]+\.png\)",
                      page.locator(".flashes").inner_text()).group(0)
-    page.fill("#body", f"# Scan first\n\nAlways scan the **wristband**.\n\n{line}\n")
+    # The field's hint tells the author that a lesson ends with its sources (issue 17).
+    assert "## Sources" in page.locator("#body-hint").inner_text()
+    page.fill("#body", f"# Scan first\n\nAlways scan the **wristband**.\n\n{line}\n{SOURCES}")
     page.click("button:has-text('Preview')")
     preview = page.locator(".lesson-preview")
     assert preview.locator("strong").inner_text() == "wristband"
@@ -149,7 +151,7 @@ def test_author_builds_publishes_and_a_learner_passes(app, factory, server, brow
     page.click("button:has-text('Start a new draft')")
     page.click("a:has-text('Scan first')")
     page.fill("#body", f"# Scan first\n\nAlways scan the **wristband**, then the drug.\n\n"
-                       f"{line}\n")
+                       f"{line}\n{SOURCES}")
     page.click("button:has-text('Save lesson')")
     page.goto(f"{server}/author/modules/bedside-scan/publish")
     page.fill("#change_notes", "Scan the drug too")

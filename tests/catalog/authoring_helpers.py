@@ -48,7 +48,19 @@ SINGLE = {"key": "scan-first", "type": "single_choice",
           "answer": "a", "points": "1", "explanation": "Patient first."}
 NUMERIC = {"key": "rate", "type": "numeric", "prompt": "Rate in mL/hour?", "answer": "10",
            "tolerance": "0.5", "tolerance_type": "absolute", "units": "mL/hour", "points": "2"}
-LESSON = "# Scanning basics\n\nScan the **wristband** first.\n"
+#: Issue 17: every lesson ends with "## Sources" and entries "- Title. Publisher, Year. <https://…>"
+#: (content_format._check_sources); a published lesson without them is refused.
+SOURCES = ("\n## Sources\n\n- Workarounds to barcode medication administration systems. "
+           "American Medical Informatics Association, 2008. "
+           "<https://doi.org/10.1197/jamia.M2616>\n")
+LESSON_TEXT = "# Scanning basics\n\nScan the **wristband** first.\n"
+LESSON = LESSON_TEXT + SOURCES
+
+
+def lesson(extra: str = "", text: str = LESSON_TEXT) -> str:
+    """A lesson's Markdown: ``text`` + ``extra``, ending with its sources (nothing may follow
+    the sources, so added paragraphs go before them)."""
+    return text + extra + SOURCES
 
 
 def build_draft(client: FlaskClient, app, slug: str = "bcma-scan") -> str:

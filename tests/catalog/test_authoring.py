@@ -18,6 +18,7 @@ from tests.catalog.authoring_helpers import (
     LESSON,
     SINGLE,
     build_draft,
+    lesson,
     lock_of,
     make_system,
     post,
@@ -111,7 +112,7 @@ def test_new_draft_diff_and_versions(app, client, login_as):
         == 409
     lock = lock_of(client, f"{base}/lessons/1")
     response = post(client, f"{base}/lessons/1", {
-        "lock": lock, "body": LESSON + "\nThen scan the **medication**.\n"})
+        "lock": lock, "body": lesson("\nThen scan the **medication**.\n")})
     assert response.status_code == 302
     lock = lock_of(client, f"{base}/questions/1")
     changed = {**SINGLE, "answer": "b", "options": "a | The wristband\nb | The drug"}
@@ -317,9 +318,9 @@ def test_go_live_time_holds_a_version_back_from_learners(app, client, login_as, 
 
 def test_lesson_conflict_shows_their_text_and_keeps_mine(app, client, login_as, factory):
     base, stale, other = _two_authors(app, client, login_as, factory, "lessons/1")
-    assert post(other, f"{base}/lessons/1", {"lock": stale, "body": LESSON + "\nTheirs.\n"}
+    assert post(other, f"{base}/lessons/1", {"lock": stale, "body": lesson("\nTheirs.\n")}
                 ).status_code == 302
-    response = post(client, f"{base}/lessons/1", {"lock": stale, "body": LESSON + "\nMine.\n"})
+    response = post(client, f"{base}/lessons/1", {"lock": stale, "body": lesson("\nMine.\n")})
     assert response.status_code == 409
     html = response.get_data(as_text=True)
     assert "lesson scanning-basics" in html and "Theirs." in html

@@ -20,6 +20,7 @@ from tests.catalog.authoring_helpers import (
     LESSON,
     SINGLE,
     build_draft,
+    lesson,
     lock_of,
     make_system,
     post,
@@ -236,7 +237,15 @@ def test_publish_with_go_live_and_event(app, client, draft):
     with app.app_context():
         version = db.session.scalar(select(ModuleVersion))
         assert version.go_live_at.replace(tzinfo=None).isoformat() == "2099-01-01T08:30:00"
-        assert seen and seen[0][0] == version.id and seen[0][1].number == 1
+        # One events.version_published per publish, sent by the app (events.announce) with
+        # the merged payload: which version, its module and organisation, and its go-live.
+        assert len(seen) == 1 and seen[0][0] is app
+        event = seen[0][1]
+        assert (event.version_id, event.module_id, event.number) == \
+            (version.id, version.module_id, 1)
+        assert event.organisation_id == version.module.organisation_id
+        assert event.go_live_at.replace(tzinfo=None).isoformat() == "2099-01-01T08:30:00"
+        assert event.retraining_required is version.retraining_required
 
 
 def test_image_upload_sniffs_content(app, client, draft):
@@ -390,7 +399,7 @@ def test_uploaded_image_is_shown_in_a_lesson_and_exported(app, client, draft, tm
     flashed = client.get(response.headers["Location"]).get_data(as_text=True)
     line = unescape(re.search(r"!\[Wristband\]\(images/[a-z0-9-]+\.png\)", flashed).group(0))
     response = post(client, f"{base}/lessons/1", {
-        "lock": lock_of(client, f"{base}/lessons/1"), "body": LESSON + "\n" + line + "\n"})
+        "lock": lock_of(client, f"{base}/lessons/1"), "body": lesson("\n" + line + "\n")})
     assert response.status_code == 302, response.get_data(as_text=True)
     html = client.get(f"/modules/{draft}/lessons/1?preview=1").get_data(as_text=True)
     src = re.search(r'<img src="(/content/\d+/images/[^"]+)" alt="Wristband"', html).group(1)

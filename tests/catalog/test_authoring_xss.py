@@ -10,7 +10,7 @@ import io
 import re
 from html.parser import HTMLParser
 
-from tests.catalog.authoring_helpers import lock_of, make_system, post
+from tests.catalog.authoring_helpers import SOURCES, lock_of, make_system, post
 
 PAYLOADS = [
     "<script>alert(1)</script>",
@@ -110,7 +110,8 @@ def test_payloads_in_every_field_never_execute(app, client, login_as):
         "estimated_minutes": "10", "pass_mark": "50", "shuffle_questions": "",
         "shuffle_options": ""})
     assert response.status_code == 302, response.get_data(as_text=True)
-    body = "# " + PAYLOADS[1] + "\n\n" + no_image.replace("> ", ">\n\n") + "\n"
+    text = "# " + PAYLOADS[1] + "\n\n" + no_image.replace("> ", ">\n\n") + "\n"
+    body = text + SOURCES  # issue 17: a lesson ends with its sources
     response = post(client, f"{base}/lessons/new",
                     {"lock": lock_of(client, f"{base}/lessons/new"), "body": body})
     assert response.status_code == 302, response.get_data(as_text=True)
@@ -185,8 +186,9 @@ def test_payloads_in_every_field_never_execute(app, client, login_as):
     assert response.status_code == 200
     assert_safe(response.get_data(as_text=True), "quiz")
     post(client, f"{base}/draft", {"from_number": "1"}, form_page=base)
-    post(client, f"{base}/lessons/1", {"lock": lock_of(client, f"{base}/lessons/1"),
-                                       "body": body + "\n" + joined + "\n"})
+    response = post(client, f"{base}/lessons/1", {"lock": lock_of(client, f"{base}/lessons/1"),
+                                                  "body": text + "\n" + no_image + "\n" + SOURCES})
+    assert response.status_code == 302, response.get_data(as_text=True)
     for page in (f"{base}/diff?old=1&new=2", base):
         response = client.get(page)
         assert response.status_code == 200
