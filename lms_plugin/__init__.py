@@ -117,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
     from lms_plugin.lti import registration_views as lti_registration_views
     from lms_plugin.lti import roster_views as lti_roster_views
     from lms_plugin.lti import views as lti_views
+    from lms_plugin.reports import views as reports_views
 
     for blueprint in (
         core.bp,
@@ -128,6 +129,7 @@ def register_blueprints(app: Flask) -> None:
         lti_views.bp,
         lti_deep_linking_views.bp,
         lti_roster_views.bp,
+        reports_views.bp,
     ):
         app.register_blueprint(blueprint)
 

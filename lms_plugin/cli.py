@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "platform": ("lms_plugin.lti.cli:platform_cli",
                  "Register LMS platforms (Moodle, Canvas) for LTI 1.3."),
     "keys": ("lms_plugin.lti.cli:keys_cli", "The tool's LTI signing keys."),
+    "reports": ("lms_plugin.reports.cli:reports_cli",
+                "Competency frameworks (Moodle CSV) and report exports."),
 }
 
 

@@ -15,6 +15,7 @@ from tests.conftest import csrf_token, login
 from tests.jobs.helpers import make_job
 from tests.learning.builders import build_module
 from tests.lti.ags_helpers import sample_context
+from tests.reports.helpers import sample_export, sample_framework
 
 ANY = frozenset({PUBLIC})
 SIGNED_IN = frozenset({AUTHENTICATED})
@@ -55,6 +56,15 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     # LMS courses and the roster (NRPS) sync button (course authors: their course only).
     "lti_roster.courses": (frozenset({"author", "admin", COURSE_AUTHOR}), False),
     "lti_roster.sync": (frozenset({"author", "admin", COURSE_AUTHOR}), True),
+    # Reports (issue 16): officers and admins, their organisation only.
+    "reports.framework_list": (frozenset({"officer", "admin"}), False),
+    "reports.framework_import": (frozenset({"officer", "admin"}), False),
+    "reports.framework_detail": (frozenset({"officer", "admin"}), True),
+    "reports.framework_export": (frozenset({"officer", "admin"}), True),
+    "reports.competency_matrix": (frozenset({"officer", "admin"}), False),
+    "reports.competency_export": (frozenset({"officer", "admin"}), False),
+    "reports.export_status": (frozenset({"officer", "admin"}), True),
+    "reports.export_download": (frozenset({"officer", "admin"}), True),
 }
 
 PERSONAS = ("anonymous", "learner", "author", "officer", "admin", "other_admin")
@@ -89,6 +99,9 @@ def sample_args(factory) -> dict[str, object]:
                            status="failed", last_error="sample"),
         # An LMS course of the home organisation whose launches offered NRPS.
         "context_id": sample_context(factory.app),
+        # A competency framework and a finished background export of the home organisation.
+        "framework_id": sample_framework(factory.app),
+        "export_id": sample_export(factory.app),
     }
 
 

@@ -45,8 +45,9 @@ LAYERS: dict[str, int] = {
     "quizzes": 4,
     "learning": 5,
     "lti": 6,
+    "reports": 6,
 }
-DOMAIN_PACKAGES = ("accounts", "catalog", "quizzes", "learning", "jobs")
+DOMAIN_PACKAGES = ("accounts", "catalog", "quizzes", "learning", "jobs", "reports")
 BASE_MODULES = {"authz", "clitypes", "config", "db", "errors", "events", "extensions",
                 "markdown", "outbound", "routing"}
 SHELL_MODULES = {"__init__", "__main__", "cli", "core", "headers", "health", "models",
