@@ -65,3 +65,26 @@ def matrix_chart(table: Table, rows: Sequence[Sequence[Any]]) -> Chart | None:
     return Chart("data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii"),
                  "Bar chart of the share of people holding each competency; the same "
                  "figures are in the table below.", summary)
+
+
+def items_chart(stats) -> Chart | None:
+    """A bar per question: % answered correctly (questions with answers only)."""
+    import pygal
+
+    shown = [s for s in stats if s.percent_correct is not None]
+    if not shown:
+        return None
+    chart = pygal.Bar(style=_style(), js=[], show_legend=False, range=(0, 100), width=800,
+                      height=320, print_values=True, value_formatter=lambda v: f"{v:.0f}%",
+                      title="Answered correctly, by question (%)")
+    chart.x_labels = [f"#{s.position}" for s in shown]
+    chart.add("% correct", [s.percent_correct for s in shown])
+    flagged = [s for s in stats if s.flags]
+    answers = max(s.answers for s in shown)
+    summary = (f"{len(stats)} questions, up to {answers} answers each; "
+               + (f"{len(flagged)} flagged for review: "
+                  + "; ".join(f"#{s.position} {s.key} ({', '.join(s.flags)})" for s in flagged)
+                  if flagged else "none flagged") + ".")
+    return Chart("data:image/svg+xml;base64," + base64.b64encode(chart.render()).decode("ascii"),
+                 "Bar chart of the share of answers that were correct for each question; the "
+                 "same figures are in the table below.", summary)

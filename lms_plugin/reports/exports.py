@@ -67,13 +67,18 @@ class Table:
     report: str
     title: str
     headers: Sequence[str]
-    query: Select[Any]
+    query: Select[Any] | None = None
     format: Callable[[Sequence[Any]], Sequence[Any]] = tuple
     filters: dict[str, str] = field(default_factory=dict)
+    #: Rows already computed (a short table, e.g. one row per question) instead of a query.
+    rows: Sequence[Sequence[Any]] | None = None
 
 
 def iter_rows(table: Table, *, limit: int | None = None) -> Iterator[Sequence[Any]]:
     """The table's formatted rows, read :data:`BATCH` at a time from a server-side cursor."""
+    if table.rows is not None:
+        yield from (table.rows if limit is None else table.rows[:limit])
+        return
     query = table.query if limit is None else table.query.limit(limit)
     result = db.session.execute(query.execution_options(yield_per=BATCH))
     fmt = table.format
@@ -84,6 +89,8 @@ def iter_rows(table: Table, *, limit: int | None = None) -> Iterator[Sequence[An
 def count_rows(table: Table, cap: int | None = None) -> int:
     """How many rows the table has, counting at most ``cap + 1`` (so "more than the cap" is
     answered without counting a huge table)."""
+    if table.rows is not None:
+        return len(table.rows)
     query = table.query.order_by(None)
     if cap is not None:
         query = query.limit(cap + 1)

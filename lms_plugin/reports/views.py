@@ -21,7 +21,7 @@ from lms_plugin.authz import allow
 from lms_plugin.db import utcnow
 from lms_plugin.errors import ValidationFailed
 from lms_plugin.extensions import db
-from lms_plugin.reports import exports, frameworks, matrix
+from lms_plugin.reports import exports, frameworks, items, matrix
 from lms_plugin.reports.forms import ImportFrameworkForm
 
 bp = Blueprint("reports", __name__, template_folder="templates", url_prefix="/reports")
@@ -157,3 +157,61 @@ def export_download(export_id: int):
     db.session.commit()
     return send_file(path, mimetype=exports.MIMETYPES[export.format], as_attachment=True,
                      download_name=f"{export.report}-{export.id}.{export.format}")
+
+
+AUTHORS = ("author", "officer", "admin")
+
+
+@bp.route("/items")
+@allow(*AUTHORS)
+def item_modules():
+    from lms_plugin.learning.services import organisation_modules
+
+    return render_template("reports/item_modules.html",
+                           modules=organisation_modules(current_user.organisation_id))
+
+
+def _item_version(slug: str):
+    module, versions = items.module_versions(current_user.organisation_id, slug)
+    wanted = request.args.get("version")
+    if not wanted:
+        if not versions:
+            abort(404, "This module has no versions yet.")
+        return module, versions, versions[0]
+    if not wanted.isdigit():
+        raise ValidationFailed("Choose a version from the list.", field="version")
+    version = next((v for v in versions if v.number == int(wanted)), None)
+    if version is None:
+        abort(404, f"This module has no version {int(wanted)}.")
+    return module, versions, version
+
+
+@bp.route("/items/<slug>")
+@allow(*AUTHORS)
+def item_analysis(slug: str):
+    module, versions, version = _item_version(slug)
+    stats = items.item_analysis(version)
+    filters = {"module": slug, "version": str(version.number)}
+    record_audit("report.view", actor=current_user, target=("report", "item_analysis"),
+                 details={"filters": filters})
+    db.session.commit()
+    from lms_plugin.reports.charts import items_chart
+
+    return render_template("reports/items.html", module=module, versions=versions,
+                           version=version, stats=stats, headers=items.HEADERS,
+                           rows=items.item_rows(stats), chart=items_chart(stats),
+                           options_text=items.options_text)
+
+
+@bp.route("/items/<slug>/export")
+@allow(*AUTHORS)
+def item_export(slug: str):
+    _, _, version = _item_version(slug)
+    fmt = exports.check_format(request.args.get("format"))
+    table = items.item_table(version, {"module": slug, "version": str(version.number)})
+    exports.request_export(table, fmt, actor=current_user)
+    db.session.commit()
+    return Response(stream_with_context(exports.chunks(table, fmt)),
+                    mimetype=exports.MIMETYPES[fmt],
+                    headers={"Content-Disposition": 'attachment; filename="'
+                             f'items-{slug}-v{version.number}.{fmt}"'})
