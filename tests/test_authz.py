@@ -65,6 +65,8 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "reports.competency_export": (frozenset({"officer", "admin"}), False),
     "reports.export_status": (frozenset({"officer", "admin"}), True),
     "reports.export_download": (frozenset({"officer", "admin"}), True),
+    "reports.completions": (frozenset({"officer", "admin"}), False),
+    "reports.completions_export": (frozenset({"officer", "admin"}), False),
     "reports.item_modules": (frozenset({"author", "officer", "admin"}), False),
     "reports.item_analysis": (frozenset({"author", "officer", "admin"}), True),
     "reports.item_export": (frozenset({"author", "officer", "admin"}), True),

@@ -179,5 +179,5 @@ def filter_choices(organisation_id: int) -> dict[str, list[str]]:
 
 
 #: report name -> table builder(organisation_id, filters, now): what background exports
-#: rebuild from stored filters.
+#: rebuild from stored filters (reports.tasks adds the completion records).
 TABLES = {"competency_matrix": matrix_table, "competency_people": people_table}

@@ -6,12 +6,12 @@ from typing import Any
 
 from lms_plugin.extensions import db
 from lms_plugin.jobs.registry import JobContext, PermanentFailure, job_handler
-from lms_plugin.reports import exports, matrix
+from lms_plugin.reports import exports, matrix, records
 from lms_plugin.reports.models import ReportExport
 
 
 def build(report: str):
-    builder = matrix.TABLES.get(report)
+    builder = {**matrix.TABLES, "completions": records.completions_table}.get(report)
     if builder is None:
         raise PermanentFailure(f"unknown report {report!r}")
     return builder

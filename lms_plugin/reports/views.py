@@ -21,7 +21,7 @@ from lms_plugin.authz import allow
 from lms_plugin.db import utcnow
 from lms_plugin.errors import ValidationFailed
 from lms_plugin.extensions import db
-from lms_plugin.reports import exports, frameworks, items, matrix
+from lms_plugin.reports import exports, frameworks, items, matrix, records
 from lms_plugin.reports.forms import ImportFrameworkForm
 
 bp = Blueprint("reports", __name__, template_folder="templates", url_prefix="/reports")
@@ -125,7 +125,11 @@ def competency_export():
     if view not in ("groups", "people"):
         abort(400, "view must be groups or people.")
     fmt = exports.check_format(request.args.get("format"))
-    table = _table(view)
+    return _stream_or_queue(_table(view), fmt)
+
+
+def _stream_or_queue(table, fmt: str):
+    """Audit the export, then stream it, or send to its background export's page."""
     queued = exports.request_export(table, fmt, actor=current_user)
     db.session.commit()
     if queued is not None:
@@ -215,3 +219,28 @@ def item_export(slug: str):
                     mimetype=exports.MIMETYPES[fmt],
                     headers={"Content-Disposition": 'attachment; filename="'
                              f'items-{slug}-v{version.number}.{fmt}"'})
+
+
+@bp.route("/completions")
+@allow(*OFFICERS)
+def completions():
+    table = records.completions_table(current_user.organisation_id,
+                                      records.clean_filters(request.args.to_dict()), utcnow())
+    rows = list(exports.iter_rows(table, limit=PAGE_ROWS + 1))
+    record_audit("report.view", actor=current_user, target=("report", table.report),
+                 details={"filters": table.filters})
+    db.session.commit()
+    return render_template("reports/completions.html", table=table, rows=rows[:PAGE_ROWS],
+                           more=len(rows) > PAGE_ROWS, filters=table.filters,
+                           choices=matrix.filter_choices(current_user.organisation_id),
+                           modules=records.module_choices(current_user.organisation_id),
+                           profile=matrix.PROFILE_COLUMNS)
+
+
+@bp.route("/completions/export")
+@allow(*OFFICERS)
+def completions_export():
+    fmt = exports.check_format(request.args.get("format"))
+    table = records.completions_table(current_user.organisation_id,
+                                      records.clean_filters(request.args.to_dict()), utcnow())
+    return _stream_or_queue(table, fmt)

@@ -97,3 +97,23 @@ def test_bad_filters_are_422_not_500(app, client, login_as):
 def test_learner_and_author_cannot_see_reports(client, login_as):
     login_as("learner", "author")
     assert client.get("/reports/competencies").status_code == 403
+
+
+def test_completion_records_page_and_export(app, client, login_as, factory):
+    build_fixture(app, factory)
+    login_as("officer")
+    page = client.get("/reports/completions?department=ICU")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "p6" not in html and "p3" not in html
+    response = client.get("/reports/completions/export?format=csv&department=ICU")
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+    assert rows[0][-5:] == ["Version", "Score %", "Completed (UTC)", "Expires (UTC)",
+                            "Valid now"]
+    # p1: mod-a v1, then mod-b v2 (both valid); p2: mod-a, expired 35 days ago; newest
+    # first (p2's is 400 days old).
+    assert [(r[0], r[5], r[6], r[-1]) for r in rows[1:]] == [
+        ("p1", "mod-b", "2", "yes"), ("p1", "mod-a", "1", "yes"), ("p2", "mod-a", "1", "no")]
+    assert rows[1][-2] == ""  # p1's mod-b v2 completion never expires
+    for row in rows[1:]:
+        assert row[0] in html
