@@ -56,7 +56,7 @@ BATCH = 5_000
 XLSX_MAX_ROWS = 1_048_576
 #: How often (rows) a background export records its progress.
 PROGRESS_EVERY = 10_000
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CHARS = frozenset("=+-@\t\r")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def iter_rows(table: Table, *, limit: int | None = None) -> Iterator[Sequence[An
         yield from (table.rows if limit is None else table.rows[:limit])
         return
     query = table.query if limit is None else table.query.limit(limit)
-    result = db.session.execute(query.execution_options(yield_per=BATCH))
+    # Core execution on the session's connection: plain rows, no ORM row processing.
+    result = db.session.connection().execute(query.execution_options(yield_per=BATCH))
     fmt = table.format
     for row in result:
         yield fmt(row)
@@ -110,11 +111,25 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def _csv_cell(value: Any) -> str:
-    text = cell_text(value)
-    if isinstance(value, str) and text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+def _csv_row(row: Sequence[Any]) -> list[Any]:
+    """A row's cells for ``csv.writer``: the rules of :func:`cell_text` (numbers left to the
+    writer), with a formula-looking string neutralised. Dispatches on the exact type: the
+    inner loop of every export."""
+    out: list[Any] = []
+    append = out.append
+    for value in row:
+        kind = type(value)
+        if kind is str:
+            append("'" + value if value[:1] in _FORMULA_CHARS and value else value)
+        elif kind is int or kind is float:
+            append(value)
+        elif value is None:
+            append("")
+        elif kind is datetime:
+            append(value.isoformat(" ", "minutes")[:16])
+        else:
+            append(cell_text(value))
+    return out
 
 
 def csv_chunks(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
@@ -126,7 +141,7 @@ def csv_chunks(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
     writer.writerow(headers)
     pending = 0
     for row in rows:
-        writer.writerow([_csv_cell(v) for v in row])
+        writer.writerow(_csv_row(row))
         pending += 1
         if pending >= rows_per_chunk:
             yield buffer.getvalue().encode("utf-8")
