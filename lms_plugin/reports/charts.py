@@ -51,11 +51,13 @@ def matrix_chart(table: Table, rows: Sequence[Sequence[Any]]) -> Chart | None:
     if not shares:
         return None
     chart = pygal.HorizontalBar(style=_style(), js=[], show_legend=False, range=(0, 100),
-                                width=800, height=max(200, 40 * len(shares) + 80),
+                                width=800, height=max(160, 26 * len(shares) + 70),
                                 print_values=True, value_formatter=lambda v: f"{v:.1f}%",
                                 title="People holding each competency (%)")
-    chart.x_labels = [name for name, _ in shares]
-    chart.add("% holding", [value for _, value in shares])
+    # pygal draws the first bar at the bottom: reversed, the chart reads top-down like the
+    # table's columns.
+    chart.x_labels = [name for name, _ in reversed(shares)]
+    chart.add("% holding", [value for _, value in reversed(shares)])
     svg = chart.render()
     people = sum(row[1] for row in rows)
     best = max(shares, key=lambda s: s[1])
