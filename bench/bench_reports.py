@@ -146,73 +146,106 @@ def main() -> None:
     parser.add_argument("--database-url",
                         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--reuse", metavar="URL",
+                        help="measure a database an earlier --keep run generated (no generation)")
     args = parser.parse_args()
-    url, drop = fresh_database(args.database_url)
+    if args.reuse:
+        url, drop = args.reuse, (lambda: None)
+    else:
+        url, drop = fresh_database(args.database_url)
     try:
         app = make_app(url)
-        from flask_migrate import upgrade
-        from sqlalchemy import text
-
-        from lms_plugin.extensions import db
-
-        with app.app_context():
-            upgrade(directory=str(ROOT / "lms_plugin" / "migrations"))
-            # Organisations are created only by `org create` (bench_scale's generate predates
-            # that rule and expects it to exist).
-            from lms_plugin.accounts.services import create_organisation
-
-            create_organisation("Bench Health")
-            db.session.commit()
-        log(f"generating at scale {args.scale}")
-        ids = generate(app, args.scale)
-        top_up(app, ids, args.completions)
-        framework_id = framework(app, ids["org"])
-        rows = []
-        with app.app_context():
-            completions = db.session.scalar(text("SELECT count(*) FROM completion"))
-
-            def baseline():
-                db.session.scalar(text("SELECT count(*) FROM completion"))
-                db.session.rollback()
-
-            rows.append((f"baseline: SELECT count(*) FROM completion ({completions} rows)",
-                         *timed(baseline, args.repeat)))
-        client = login(app, ADMIN_EMAIL)
-        for name, path in [
-            ("competency matrix: departments x 20 competencies", "/reports/competencies"),
-            ("competency matrix by facility, one clinical system",
-             "/reports/competencies?group=facility&system=ehr"),
-            ("people x competencies (ICU, first 200 rows)",
-             "/reports/competencies?view=people&department=ICU"),
-            ("people x competencies (all 50,000 people, first 200 rows)",
-             "/reports/competencies?view=people"),
-            ("item analysis: module-000 (11 questions)", "/reports/items/module-000"),
-            ("completions (first 200 rows, newest first)", "/reports/completions"),
-            ("framework page", f"/reports/frameworks/{framework_id}"),
-        ]:
-            log(f"measuring {name}")
-            rows.append((name, *timed(page(client, path), args.repeat)))
-        print()
-        print("| measurement | p50 ms | p95 ms |")
-        print("|---|---:|---:|")
-        for name, p50, p95 in rows:
-            print(f"| {name} | {p50:.1f} | {p95:.1f} |")
-        log("export: CSV of every completion (child process)")
-        csv_figures = run_export(url, ids["org"], "csv", None)
-        log(f"export: XLSX of {args.xlsx_rows} completions (child process)")
-        xlsx_figures = run_export(url, ids["org"], "xlsx", args.xlsx_rows)
-        print()
-        print("| export | rows | seconds | rows/s | MB written | RSS before MB | peak RSS MB |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for f in (csv_figures, xlsx_figures):
-            print(f"| {f['format']} | {f['rows']} | {f['seconds']:.1f} | "
-                  f"{f['rows_per_s']:.0f} | {f['bytes'] / 1e6:.0f} | {f['rss_before_mb']:.0f} | "
-                  f"{f['peak_rss_mb']:.0f} |")
-        if args.json:
-            args.json.write_text(json.dumps({"pages": rows, "exports": [csv_figures,
-                                                                        xlsx_figures]}))
+        ids, framework_id = reused(app) if args.reuse else build(app, args)
+        measure(app, url, ids, framework_id, args)
     finally:
-        drop()
+        if args.keep or args.reuse:
+            log(f"kept {url}")
+        else:
+            drop()
+
+
+def reused(app) -> tuple[dict, int]:
+    from sqlalchemy import text
+
+    from lms_plugin.extensions import db
+
+    with app.app_context():
+        org = db.session.scalar(text("SELECT id FROM organisation WHERE slug = 'bench-health'"))
+        framework_id = db.session.scalar(text("SELECT max(id) FROM competency_framework"))
+        return {"org": org}, framework_id
+
+
+def build(app, args) -> tuple[dict, int]:
+    from flask_migrate import upgrade
+
+    from lms_plugin.accounts.services import create_organisation
+    from lms_plugin.extensions import db
+
+    with app.app_context():
+        upgrade(directory=str(ROOT / "lms_plugin" / "migrations"))
+        # Organisations are created only by `org create` (bench_scale's generate predates
+        # that rule and expects the organisation to exist).
+        create_organisation("Bench Health")
+        db.session.commit()
+    log(f"generating at scale {args.scale}")
+    ids = generate(app, args.scale)
+    top_up(app, ids, args.completions)
+    return ids, framework(app, ids["org"])
+
+
+PAGES = [
+    ("competency matrix: departments x 20 competencies", "/reports/competencies"),
+    ("competency matrix by facility, one clinical system",
+     "/reports/competencies?group=facility&system=ehr"),
+    ("people x competencies (ICU, first 200 rows)",
+     "/reports/competencies?view=people&department=ICU"),
+    ("people x competencies (everyone, first 200 rows)", "/reports/competencies?view=people"),
+    ("item analysis: module-000 (11 questions)", "/reports/items/module-000"),
+    ("completions (first 200 rows, newest first)", "/reports/completions"),
+    ("framework page", "/reports/frameworks/{framework_id}"),
+]
+
+
+def measure(app, url: str, ids: dict, framework_id: int, args) -> None:
+    from sqlalchemy import text
+
+    from lms_plugin.extensions import db
+
+    rows = []
+    with app.app_context():
+        completions = db.session.scalar(text("SELECT count(*) FROM completion"))
+
+        def baseline():
+            db.session.scalar(text("SELECT count(*) FROM completion"))
+            db.session.rollback()
+
+        rows.append((f"baseline: SELECT count(*) FROM completion ({completions} rows)",
+                     *timed(baseline, args.repeat)))
+    client = login(app, ADMIN_EMAIL)
+    for name, path in PAGES:
+        log(f"measuring {name}")
+        rows.append((name, *timed(page(client, path.format(framework_id=framework_id)),
+                                  args.repeat)))
+    print()
+    print("| measurement | p50 ms | p95 ms |")
+    print("|---|---:|---:|")
+    for name, p50, p95 in rows:
+        print(f"| {name} | {p50:.1f} | {p95:.1f} |")
+    log("export: CSV of every completion (child process)")
+    csv_figures = run_export(url, ids["org"], "csv", None)
+    log(f"export: XLSX of {args.xlsx_rows} completions (child process)")
+    xlsx_figures = run_export(url, ids["org"], "xlsx", args.xlsx_rows)
+    print()
+    print("| export | rows | seconds | rows/s | MB written | RSS before MB | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for f in (csv_figures, xlsx_figures):
+        print(f"| {f['format']} | {f['rows']} | {f['seconds']:.1f} | "
+              f"{f['rows_per_s']:.0f} | {f['bytes'] / 1e6:.0f} | {f['rss_before_mb']:.0f} | "
+              f"{f['peak_rss_mb']:.0f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"pages": rows, "exports": [csv_figures,
+                                                                    xlsx_figures]}))
 
 
 if __name__ == "__main__":

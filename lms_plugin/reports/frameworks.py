@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.sql import Subquery
 
 from lms_plugin.accounts.models import User
@@ -313,8 +313,9 @@ def delete_framework(framework: CompetencyFramework, *, actor: User | None) -> N
 
 
 # --------------------------------------------------------------------------- holding
-def valid_completions(now: datetime) -> Subquery:
-    """(user_id, module_id) pairs with a currently valid completion, as a subquery.
+def valid_completions(now: datetime, competency_ids: list[int] | None = None) -> Subquery:
+    """(user_id, module_id) pairs with a currently valid completion, as a subquery (only
+    modules evidencing one of ``competency_ids`` when given).
 
     The rule of ``learning.services.valid_completion`` in one set-based statement: not
     expired at ``now``, and earned on a version numbered at least the newest *published*
@@ -324,28 +325,42 @@ def valid_completions(now: datetime) -> Subquery:
                .where(ModuleVersion.status == "published",
                       ModuleVersion.retraining_required.is_(True))
                .group_by(ModuleVersion.module_id).subquery("retrain"))
-    return (select(Completion.user_id, Completion.module_id)
-            .join(ModuleVersion, ModuleVersion.id == Completion.module_version_id)
-            .outerjoin(retrain, retrain.c.module_id == Completion.module_id)
-            .where(or_(Completion.expires_at.is_(None), Completion.expires_at > now),
-                   or_(retrain.c.floor.is_(None), ModuleVersion.number >= retrain.c.floor))
-            .distinct().subquery("valid"))
+    query = (select(Completion.user_id, Completion.module_id)
+             .join(ModuleVersion, ModuleVersion.id == Completion.module_version_id)
+             .outerjoin(retrain, retrain.c.module_id == Completion.module_id)
+             .where(or_(Completion.expires_at.is_(None), Completion.expires_at > now),
+                    or_(retrain.c.floor.is_(None), ModuleVersion.number >= retrain.c.floor)))
+    if competency_ids is not None:
+        query = query.where(Completion.module_id.in_(
+            select(CompetencyEvidence.module_id)
+            .where(CompetencyEvidence.competency_id.in_(competency_ids))))
+    return query.distinct().subquery("valid")
 
 
-def holdings(now: datetime, competency_ids: Subquery | None = None) -> Subquery:
+def holdings(now: datetime, competency_ids: list[int] | None = None) -> Subquery:
     """(user_id, competency_id) pairs: the person holds the competency at ``now``.
 
     DESIGN: "a person is competent when every module that evidences it is currently
     complete". A competency with no evidencing module is held by nobody (nothing shows it).
     """
-    valid = valid_completions(now)
-    needed = (select(CompetencyEvidence.competency_id, func.count().label("needed"))
-              .group_by(CompetencyEvidence.competency_id).subquery("needed"))
+    valid = valid_completions(now, competency_ids)
+    needed = select(CompetencyEvidence.competency_id, func.count().label("needed"))
+    if competency_ids is not None:
+        needed = needed.where(CompetencyEvidence.competency_id.in_(competency_ids))
+    needed = needed.group_by(CompetencyEvidence.competency_id).subquery("needed")
     query = (select(valid.c.user_id, CompetencyEvidence.competency_id)
              .join(CompetencyEvidence, CompetencyEvidence.module_id == valid.c.module_id)
              .join(needed, needed.c.competency_id == CompetencyEvidence.competency_id)
              .group_by(valid.c.user_id, CompetencyEvidence.competency_id, needed.c.needed)
              .having(func.count() == needed.c.needed))
-    if competency_ids is not None:
-        query = query.where(CompetencyEvidence.competency_id.in_(select(competency_ids)))
     return query.subquery("held")
+
+
+def holding_pivot(now: datetime, competency_ids: list[int]) -> Subquery:
+    """One row per person holding at least one of ``competency_ids``: ``user_id`` and a
+    0/1 column ``c0``, ``c1``… per competency (in the order given). Pivoting per person
+    first keeps the reports' outer aggregates plain sums (no COUNT(DISTINCT) per column)."""
+    held = holdings(now, competency_ids)
+    flags = [func.max(case((held.c.competency_id == cid, 1), else_=0)).label(f"c{i}")
+             for i, cid in enumerate(competency_ids)]
+    return select(held.c.user_id, *flags).group_by(held.c.user_id).subquery("pivot")

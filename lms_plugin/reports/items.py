@@ -66,16 +66,21 @@ def module_versions(organisation_id: int, slug: str) -> tuple[Module, list[Modul
     return module, sorted(module.versions, key=lambda v: v.number, reverse=True)
 
 
-def _graded(version_id: int):
-    return and_(Attempt.module_version_id == version_id, Attempt.status == "submitted",
+def _graded(version: ModuleVersion):
+    """Answers to the version's questions in its submitted, non-preview attempts. The
+    answers are found through their question ids (indexed), not by scanning every answer
+    for the attempt ids (which the planner does when a version has many attempts)."""
+    return and_(AttemptAnswer.question_id.in_([q.id for q in version.questions]),
+                Attempt.module_version_id == version.id, Attempt.status == "submitted",
                 Attempt.preview.is_(False))
 
 
-def _sums(version_id: int) -> dict[int, tuple[int, int, float, float, float, float, float]]:
+def _sums(version: ModuleVersion) -> dict[int, tuple[int, int, float, float, float, float,
+                                                     float]]:
     """question id -> (n, correct, Σx, Σy, Σxy, Σx², Σy²) with y = attempt total - x."""
     totals = (select(AttemptAnswer.attempt_id, func.sum(AttemptAnswer.fraction).label("total"))
               .join(Attempt, Attempt.id == AttemptAnswer.attempt_id)
-              .where(_graded(version_id))
+              .where(_graded(version))
               .group_by(AttemptAnswer.attempt_id).subquery("totals"))
     x = AttemptAnswer.fraction
     y = totals.c.total - AttemptAnswer.fraction
@@ -85,6 +90,7 @@ def _sums(version_id: int) -> dict[int, tuple[int, int, float, float, float, flo
                func.sum(case((AttemptAnswer.correct.is_(True), one), else_=0)),
                func.sum(x), func.sum(y), func.sum(x * y), func.sum(x * x), func.sum(y * y))
         .join(totals, totals.c.attempt_id == AttemptAnswer.attempt_id)
+        .where(AttemptAnswer.question_id.in_([q.id for q in version.questions]))
         .group_by(AttemptAnswer.question_id)).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 
@@ -101,7 +107,7 @@ def pearson(n: int, sx: float, sy: float, sxy: float, sxx: float, syy: float) ->
     return cov / math.sqrt(vx * vy)
 
 
-def _choices(version_id: int) -> dict[int, list[tuple[Any, int]]]:
+def _choices(version: ModuleVersion) -> dict[int, list[tuple[Any, int]]]:
     """question id -> [(decoded response, answers)] for the choice questions, grouped in SQL
     on the response's JSON text."""
     text = cast(AttemptAnswer.response, String)
@@ -109,7 +115,7 @@ def _choices(version_id: int) -> dict[int, list[tuple[Any, int]]]:
         select(AttemptAnswer.question_id, text, func.count())
         .join(Attempt, Attempt.id == AttemptAnswer.attempt_id)
         .join(Question, Question.id == AttemptAnswer.question_id)
-        .where(_graded(version_id), Question.type.in_(CHOICE_TYPES))
+        .where(_graded(version), Question.type.in_(CHOICE_TYPES))
         .group_by(AttemptAnswer.question_id, text)).all()
     result: dict[int, list[tuple[Any, int]]] = {}
     for question_id, raw, count in rows:
@@ -166,8 +172,8 @@ def _flags(stats: ItemStats) -> list[str]:
 def item_analysis(version: ModuleVersion) -> list[ItemStats]:
     """The version's questions in position order with their statistics (two grouped
     statements plus the questions)."""
-    sums = _sums(version.id)
-    choices = _choices(version.id)
+    sums = _sums(version)
+    choices = _choices(version)
     result = []
     for question in sorted(version.questions, key=lambda q: q.position):
         n, correct, sx, sy, sxy, sxx, syy = sums.get(question.id, (0, 0, 0, 0, 0, 0, 0))

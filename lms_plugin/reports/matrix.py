@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.sql import ColumnElement
 
 from lms_plugin.accounts.models import RoleGrant, User
@@ -23,7 +23,7 @@ from lms_plugin.catalog.models import ClinicalSystem, Module
 from lms_plugin.errors import ValidationFailed
 from lms_plugin.extensions import db
 from lms_plugin.reports.exports import Table
-from lms_plugin.reports.frameworks import holdings
+from lms_plugin.reports.frameworks import holding_pivot
 from lms_plugin.reports.models import Competency, CompetencyEvidence, CompetencyFramework
 
 #: filter/grouping name -> (label, the person's column). The one list of profile columns.
@@ -114,14 +114,13 @@ def matrix_table(organisation_id: int, filters: dict[str, str], now: datetime) -
     per competency column.
     """
     columns = competencies(organisation_id, filters)
-    held = holdings(now)
+    pivot = holding_pivot(now, [c.id for c in columns])
     group = _group_expr(filters).label("grp")
     people = _people(organisation_id, filters).add_columns(group).subquery("people")
-    counts = [func.count(func.distinct(case((held.c.competency_id == c.id, held.c.user_id))))
-              for c in columns]
-    query = (select(people.c.grp, func.count(func.distinct(people.c.id)), *counts)
+    counts = [func.coalesce(func.sum(pivot.c[f"c{i}"]), 0) for i in range(len(columns))]
+    query = (select(people.c.grp, func.count(), *counts)
              .select_from(people)
-             .outerjoin(held, held.c.user_id == people.c.id)
+             .outerjoin(pivot, pivot.c.user_id == people.c.id)
              .group_by(people.c.grp).order_by(people.c.grp))
 
     def fmt(row):
@@ -139,14 +138,13 @@ def people_table(organisation_id: int, filters: dict[str, str], now: datetime) -
     """The drill-down: one row per person (name, email, profile columns), then per
     competency "yes"/"no" (holds it now). Ordered by name."""
     columns = competencies(organisation_id, filters)
-    held = holdings(now)
+    pivot = holding_pivot(now, [c.id for c in columns])
     ids = _people(organisation_id, filters).subquery("people")
-    flags = [func.max(case((held.c.competency_id == c.id, 1), else_=0)) for c in columns]
+    flags = [pivot.c[f"c{i}"] for i in range(len(columns))]
     profile = [column for _, column in PROFILE_COLUMNS.values()]
     query = (select(User.name, User.email, *profile, *flags)
              .join(ids, ids.c.id == User.id)
-             .outerjoin(held, held.c.user_id == User.id)
-             .group_by(User.id, User.name, User.email, *profile)
+             .outerjoin(pivot, pivot.c.user_id == User.id)
              .order_by(User.name, User.id))
     n = 2 + len(profile)
 

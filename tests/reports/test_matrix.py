@@ -110,10 +110,10 @@ def test_completion_records_page_and_export(app, client, login_as, factory):
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
     assert rows[0][-5:] == ["Version", "Score %", "Completed (UTC)", "Expires (UTC)",
                             "Valid now"]
-    # p1: mod-a v1, then mod-b v2 (both valid); p2: mod-a, expired 35 days ago; newest
-    # first (p2's is 400 days old).
+    # Recorded in this order: p1 mod-a v1, p1 mod-b v2 (both valid), p2 mod-a (expired 35
+    # days ago); newest recorded first.
     assert [(r[0], r[5], r[6], r[-1]) for r in rows[1:]] == [
-        ("p1", "mod-b", "2", "yes"), ("p1", "mod-a", "1", "yes"), ("p2", "mod-a", "1", "no")]
-    assert rows[1][-2] == ""  # p1's mod-b v2 completion never expires
+        ("p2", "mod-a", "1", "no"), ("p1", "mod-b", "2", "yes"), ("p1", "mod-a", "1", "yes")]
+    assert rows[2][-2] == ""  # p1's mod-b v2 completion never expires
     for row in rows[1:]:
         assert row[0] in html
