@@ -147,6 +147,7 @@ def main() -> None:
                         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--no-export", action="store_true", help="measure the pages only")
     parser.add_argument("--reuse", metavar="URL",
                         help="measure a database an earlier --keep run generated (no generation)")
     args = parser.parse_args()
@@ -232,6 +233,8 @@ def measure(app, url: str, ids: dict, framework_id: int, args) -> None:
     print("|---|---:|---:|")
     for name, p50, p95 in rows:
         print(f"| {name} | {p50:.1f} | {p95:.1f} |")
+    if args.no_export:
+        return
     log("export: CSV of every completion (child process)")
     csv_figures = run_export(url, ids["org"], "csv", None)
     log(f"export: XLSX of {args.xlsx_rows} completions (child process)")

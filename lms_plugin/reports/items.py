@@ -77,21 +77,23 @@ def _graded(version: ModuleVersion):
 
 def _sums(version: ModuleVersion) -> dict[int, tuple[int, int, float, float, float, float,
                                                      float]]:
-    """question id -> (n, correct, Σx, Σy, Σxy, Σx², Σy²) with y = attempt total - x."""
-    totals = (select(AttemptAnswer.attempt_id, func.sum(AttemptAnswer.fraction).label("total"))
-              .join(Attempt, Attempt.id == AttemptAnswer.attempt_id)
-              .where(_graded(version))
-              .group_by(AttemptAnswer.attempt_id).subquery("totals"))
-    x = AttemptAnswer.fraction
-    y = totals.c.total - AttemptAnswer.fraction
-    one = literal(1)
+    """question id -> (n, correct, Σx, Σy, Σxy, Σx², Σy²) with y = attempt total - x.
+
+    One pass: each answer carries its attempt's total through a window (``SUM … OVER
+    (PARTITION BY attempt_id)``), then one GROUP BY question."""
+    per_answer = (select(AttemptAnswer.question_id.label("q"), AttemptAnswer.correct.label("ok"),
+                         AttemptAnswer.fraction.label("x"),
+                         (func.sum(AttemptAnswer.fraction)
+                          .over(partition_by=AttemptAnswer.attempt_id)
+                          - AttemptAnswer.fraction).label("y"))
+                  .join(Attempt, Attempt.id == AttemptAnswer.attempt_id)
+                  .where(_graded(version)).subquery("per_answer"))
+    x, y = per_answer.c.x, per_answer.c.y
     rows = db.session.execute(
-        select(AttemptAnswer.question_id, func.count(),
-               func.sum(case((AttemptAnswer.correct.is_(True), one), else_=0)),
+        select(per_answer.c.q, func.count(),
+               func.sum(case((per_answer.c.ok.is_(True), literal(1)), else_=0)),
                func.sum(x), func.sum(y), func.sum(x * y), func.sum(x * x), func.sum(y * y))
-        .join(totals, totals.c.attempt_id == AttemptAnswer.attempt_id)
-        .where(AttemptAnswer.question_id.in_([q.id for q in version.questions]))
-        .group_by(AttemptAnswer.question_id)).all()
+        .group_by(per_answer.c.q)).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 
 
