@@ -59,21 +59,42 @@ def framework_import(csv_file: str | None, evidence_file: str | None, starter: b
 @_ORG_OPTION
 def framework_export(idnumber: str, evidence_file: str | None, organisation: str | None) -> None:
     """Print framework IDNUMBER as Moodle CSV (tool_lpimportcsv layout) on stdout."""
-    from sqlalchemy import select
-
-    from lms_plugin.reports.models import CompetencyFramework
-
     try:
-        org = resolve_organisation(organisation)
+        framework = _framework(resolve_organisation(organisation), idnumber)
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
-    framework = db.session.scalar(select(CompetencyFramework).where(
-        CompetencyFramework.organisation_id == org.id, CompetencyFramework.idnumber == idnumber))
-    if framework is None:
-        raise click.ClickException(f"{org.name} has no framework {idnumber!r}.")
     click.echo(frameworks.export_framework_csv(framework), nl=False)
     if evidence_file:
         Path(evidence_file).write_text(frameworks.export_evidence_csv(framework))
+
+
+@reports_cli.command("framework-delete")
+@click.argument("idnumber")
+@_ORG_OPTION
+def framework_delete(idnumber: str, organisation: str | None) -> None:
+    """Delete framework IDNUMBER with its competencies and evidence (completions stay)."""
+    try:
+        org = resolve_organisation(organisation)
+        framework = _framework(org, idnumber)
+        frameworks.delete_framework(framework, actor=None)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Deleted {idnumber} from {org.name}.")
+
+
+def _framework(org, idnumber: str):
+    from sqlalchemy import select
+
+    from lms_plugin.errors import NotFound
+    from lms_plugin.reports.models import CompetencyFramework
+
+    framework = db.session.scalar(select(CompetencyFramework).where(
+        CompetencyFramework.organisation_id == org.id, CompetencyFramework.idnumber == idnumber))
+    if framework is None:
+        raise NotFound(f"{org.name} has no framework {idnumber!r}.")
+    return framework
 
 
 @reports_cli.command("framework-list")

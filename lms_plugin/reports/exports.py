@@ -276,6 +276,13 @@ def progress_path(export: ReportExport) -> Path:
     return export_dir() / f"export-{export.id}.progress"
 
 
+def discard_files(export: ReportExport) -> None:
+    """Remove a failed export's partial file and progress marker (if any)."""
+    target = export_path(export)
+    for path in (target.with_suffix(target.suffix + ".part"), progress_path(export)):
+        path.unlink(missing_ok=True)
+
+
 def get_export(export_id: int, organisation_id: int) -> ReportExport:
     """The organisation's export ``export_id``; NotFound for another organisation's."""
     export = db.session.get(ReportExport, export_id)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from lms_plugin.extensions import db
 from lms_plugin.jobs.registry import JobContext, PermanentFailure, job_handler
 from lms_plugin.reports import exports, matrix, records
 from lms_plugin.reports.models import ReportExport
+
+log = logging.getLogger(__name__)
 
 
 def build(report: str):
@@ -24,9 +27,18 @@ def run_export(payload: dict[str, Any], ctx: JobContext) -> None:
     if export is None:
         raise PermanentFailure(f"export {payload.get('export_id')!r} no longer exists")
     builder = build(export.report)
+    export_id = export.id
     try:
-        exports.run_export(export.id, lambda org, filters: builder(org, filters, ctx.now),
+        exports.run_export(export_id, lambda org, filters: builder(org, filters, ctx.now),
                            ctx.now)
-    except exports.ValidationFailed as exc:  # stored filters no longer valid
-        export.status, export.error, export.finished_at = "failed", exc.message, ctx.now
+    except Exception as exc:  # noqa: BLE001  (any failure is shown on the export's page)
+        # The page must not say "waiting" for ever: record the failure (the person asks
+        # again) instead of leaving the job to retry into the same error.
+        log.exception("export #%s failed", export_id)
+        db.session.rollback()
+        export = db.session.get(ReportExport, export_id)
+        message = exc.message if isinstance(exc, exports.ValidationFailed) else (
+            f"{type(exc).__name__}: {str(exc)[:300]}")
+        export.status, export.error, export.finished_at = "failed", message, ctx.now
+        exports.discard_files(export)
         db.session.flush()

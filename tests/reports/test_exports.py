@@ -85,3 +85,24 @@ def test_unfinished_and_foreign_exports(app, client, login_as):
         db.session.get(ReportExport, mine).status = "running"
         db.session.commit()
     assert client.get(f"/reports/exports/{mine}/download").status_code == 409
+
+
+def test_a_failing_background_export_says_so(app, client, login_as, factory, monkeypatch):
+    build_fixture(app, factory)
+    login_as("officer")
+    monkeypatch.setattr(exports, "INLINE_LIMIT", 2)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    response = client.get("/reports/competencies/export?format=xlsx&view=people")
+    assert response.status_code == 302
+    monkeypatch.setattr(exports, "write_xlsx", broken)
+    with app.app_context():
+        run_due_jobs("test-worker")
+        export = db.session.scalars(select(ReportExport)).one()
+        assert (export.status, export.error) == ("failed", "RuntimeError: disk full")
+        assert not exports.export_path(export).exists()
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "The export failed: RuntimeError: disk full" in page
+    assert 'http-equiv="refresh"' not in page

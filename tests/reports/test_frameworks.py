@@ -143,3 +143,18 @@ def test_starter_framework_fits_the_shipped_content(app):
     exported = runner.invoke(args=["reports", "framework-export", "CIS-STARTER"])
     assert exported.exit_code == 0
     assert exported.output.splitlines()[0] == ",".join(frameworks.MOODLE_HEADERS)
+
+
+def test_cli_delete_removes_the_tree_and_audits(app):
+    framework_id = sample_framework(app)
+    runner = app.test_cli_runner()
+    missing = runner.invoke(args=["reports", "framework-delete", "NOPE"])
+    assert missing.exit_code != 0 and "no framework 'NOPE'" in missing.output
+    result = runner.invoke(args=["reports", "framework-delete", "FW1"])
+    assert result.exit_code == 0, result.output
+    assert _count(app, CompetencyFramework) == 0 and _count(app, Competency) == 0
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "competency_framework.delete")).one()
+        assert event.target_id == str(framework_id)
+        assert event.details["before"]["idnumber"] == "FW1"
