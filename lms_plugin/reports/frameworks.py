@@ -301,15 +301,22 @@ def evidence_of(framework_id: int) -> dict[int, list[tuple[str, str]]]:
 
 
 def delete_framework(framework: CompetencyFramework, *, actor: User | None) -> None:
-    """Delete a framework with its competencies and evidence (audited); flushes."""
+    """Delete a framework with its competencies and evidence (audited); flushes.
+
+    Set-based statements (the competencies in one DELETE), not the ORM's row-by-row
+    cascade: a child competency's ``parent_id`` cascades in the database too, and the ORM
+    would then find it gone."""
     before = {"idnumber": framework.idnumber, "shortname": framework.shortname}
-    ids = select(Competency.id).where(Competency.framework_id == framework.id)
+    framework_id, organisation_id = framework.id, framework.organisation_id
+    ids = select(Competency.id).where(Competency.framework_id == framework_id)
     db.session.execute(delete(CompetencyEvidence).where(CompetencyEvidence.competency_id.in_(ids)))
-    record_audit("competency_framework.delete", actor=actor,
-                 organisation_id=framework.organisation_id,
-                 target=("competency_framework", framework.id), details={"before": before})
-    db.session.delete(framework)
-    db.session.flush()
+    db.session.expunge(framework)
+    db.session.execute(delete(Competency).where(Competency.framework_id == framework_id)
+                       .execution_options(synchronize_session=False))
+    db.session.execute(delete(CompetencyFramework).where(CompetencyFramework.id == framework_id)
+                       .execution_options(synchronize_session=False))
+    record_audit("competency_framework.delete", actor=actor, organisation_id=organisation_id,
+                 target=("competency_framework", framework_id), details={"before": before})
 
 
 # --------------------------------------------------------------------------- holding
