@@ -262,8 +262,10 @@ def request_export(table: Table, fmt: str, *, actor: User, now: datetime | None 
 
 def export_dir() -> Path:
     """Where background exports are written: ``<instance>/exports`` (shared by web and worker
-    processes on one host; several hosts need it on shared storage)."""
-    path = Path(current_app.instance_path) / "exports"
+    processes on one host; several hosts need it on shared storage). The factory override
+    ``REPORTS_EXPORT_DIR`` (tests: a temporary folder) replaces it."""
+    path = Path(current_app.config.get("REPORTS_EXPORT_DIR")
+                or Path(current_app.instance_path) / "exports")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
