@@ -97,6 +97,21 @@ def _framework(org, idnumber: str):
     return framework
 
 
+@reports_cli.command("holdings-rebuild")
+def holdings_rebuild() -> None:
+    """Recompute every framework's precomputed holdings now (the job does it every 10 min)."""
+    from sqlalchemy import select
+
+    from lms_plugin.db import utcnow
+    from lms_plugin.reports import holdings
+    from lms_plugin.reports.models import CompetencyFramework
+
+    for framework_id in db.session.scalars(select(CompetencyFramework.id)):
+        rows = holdings.rebuild(framework_id, utcnow())
+        click.echo(f"framework #{framework_id}: {rows} holdings")
+    db.session.commit()
+
+
 @reports_cli.command("framework-list")
 @_ORG_OPTION
 def framework_list(organisation: str | None) -> None:

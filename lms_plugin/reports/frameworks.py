@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, case, delete, func, or_, select
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql import Select, Subquery
 
 from lms_plugin.accounts.models import User
 from lms_plugin.accounts.services import record_audit
@@ -200,6 +200,11 @@ def import_framework(organisation_id: int, framework_csv: bytes | str,
         db.session.add(CompetencyEvidence(competency_id=by_idnumber[idnumber].id,
                                           module_id=module_id))
     db.session.flush()
+    # Its holdings are computed live until this job has built them.
+    from lms_plugin.jobs.outbox import enqueue
+
+    enqueue("reports.holdings", {"framework_id": framework.id},
+            organisation_id=organisation_id)
     record_audit("competency_framework.import", actor=actor, organisation_id=organisation_id,
                  target=("competency_framework", framework.id),
                  details={"after": {"idnumber": framework.idnumber,
@@ -309,6 +314,10 @@ def delete_framework(framework: CompetencyFramework, *, actor: User | None) -> N
     before = {"idnumber": framework.idnumber, "shortname": framework.shortname}
     framework_id, organisation_id = framework.id, framework.organisation_id
     ids = select(Competency.id).where(Competency.framework_id == framework_id)
+    from lms_plugin.reports.models import CompetencyHolding, HoldingState
+
+    db.session.execute(delete(CompetencyHolding).where(CompetencyHolding.competency_id.in_(ids)))
+    db.session.execute(delete(HoldingState).where(HoldingState.framework_id == framework_id))
     db.session.execute(delete(CompetencyEvidence).where(CompetencyEvidence.competency_id.in_(ids)))
     db.session.expunge(framework)
     db.session.execute(delete(Competency).where(Competency.framework_id == framework_id)
@@ -320,7 +329,8 @@ def delete_framework(framework: CompetencyFramework, *, actor: User | None) -> N
 
 
 # --------------------------------------------------------------------------- holding
-def valid_completions(now: datetime, competency_ids: list[int] | None = None) -> Subquery:
+def valid_completions(now: datetime, competency_ids: list[int] | None = None,
+                      users: Select | None = None) -> Subquery:
     """(user_id, module_id) pairs with a currently valid completion, as a subquery (only
     modules evidencing one of ``competency_ids`` when given).
 
@@ -341,6 +351,8 @@ def valid_completions(now: datetime, competency_ids: list[int] | None = None) ->
         query = query.where(Completion.module_id.in_(
             select(CompetencyEvidence.module_id)
             .where(CompetencyEvidence.competency_id.in_(competency_ids))))
+    if users is not None:
+        query = query.where(Completion.user_id.in_(users))
     return query.distinct().subquery("valid")
 
 
@@ -349,8 +361,23 @@ def holdings(now: datetime, competency_ids: list[int] | None = None) -> Subquery
 
     DESIGN: "a person is competent when every module that evidences it is currently
     complete". A competency with no evidencing module is held by nobody (nothing shows it).
+    Read from the precomputed table where it is current (reports/holdings.py: people with
+    newer completions, and stale or unbuilt frameworks, are computed live here).
     """
-    valid = valid_completions(now, competency_ids)
+    from lms_plugin.reports import holdings as stored
+
+    if competency_ids is not None:
+        upto = stored.stored_since(competency_ids)
+        if upto is not None:
+            return stored.held_now(now, competency_ids, upto,
+                                   lambda users: live_holdings(now, competency_ids, users))
+    return live_holdings(now, competency_ids).subquery("held")
+
+
+def live_holdings(now: datetime, competency_ids: list[int] | None = None,
+                  users: Select | None = None) -> Select:
+    """:func:`holdings` computed from the completions (only ``users`` when given)."""
+    valid = valid_completions(now, competency_ids, users)
     needed = select(CompetencyEvidence.competency_id, func.count().label("needed"))
     if competency_ids is not None:
         needed = needed.where(CompetencyEvidence.competency_id.in_(competency_ids))
@@ -360,7 +387,7 @@ def holdings(now: datetime, competency_ids: list[int] | None = None) -> Subquery
              .join(needed, needed.c.competency_id == CompetencyEvidence.competency_id)
              .group_by(valid.c.user_id, CompetencyEvidence.competency_id, needed.c.needed)
              .having(func.count() == needed.c.needed))
-    return query.subquery("held")
+    return query
 
 
 def holding_pivot(now: datetime, competency_ids: list[int]) -> Subquery:

@@ -110,3 +110,33 @@ class ReportExport(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class CompetencyHolding(db.Model):
+    """Who holds what, precomputed (reports/holdings.py): every module evidencing the
+    competency has a completion that counts (version at or past the retraining floor), and
+    ``held_until`` is when the first of those lapses (None: never). "Holds at t" is
+    ``held_until IS NULL OR held_until > t``, so expiry needs no upkeep."""
+
+    __tablename__ = "competency_holding"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    competency_id: Mapped[int] = mapped_column(ForeignKey("competency.id", ondelete="CASCADE"),
+                                               primary_key=True, index=True)
+    held_until: Mapped[datetime | None]
+
+
+class HoldingState(db.Model):
+    """What a framework's precomputed holdings include: completions up to
+    ``upto_completion_id``, and the published retraining-required versions as they were
+    (``fingerprint``). A different fingerprint means the table is stale: pages compute
+    live until the next build."""
+
+    __tablename__ = "competency_holding_state"
+
+    framework_id: Mapped[int] = mapped_column(
+        ForeignKey("competency_framework.id", ondelete="CASCADE"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(100))
+    upto_completion_id: Mapped[int]
+    built_at: Mapped[datetime] = mapped_column(default=utcnow)

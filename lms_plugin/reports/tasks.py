@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from lms_plugin.extensions import db
+from lms_plugin.jobs import schedule
 from lms_plugin.jobs.registry import JobContext, PermanentFailure, job_handler
-from lms_plugin.reports import exports, matrix, records
-from lms_plugin.reports.models import ReportExport
+from lms_plugin.reports import exports, holdings, matrix, records
+from lms_plugin.reports.models import CompetencyFramework, ReportExport
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +46,23 @@ def run_export(payload: dict[str, Any], ctx: JobContext) -> None:
         export.status, export.error, export.finished_at = "failed", message, ctx.now
         exports.discard_files(export)
         db.session.flush()
+
+
+HOLDINGS_KIND = "reports.holdings"
+#: How often the precomputed holdings take in new completions (pages stay exact meanwhile:
+#: the people with newer completions are computed live).
+HOLDINGS_INTERVAL = timedelta(minutes=10)
+
+
+@job_handler(HOLDINGS_KIND)
+def run_holdings(payload: dict[str, Any], ctx: JobContext) -> None:
+    """Fold new completions into one framework's holdings (``framework_id``) or every
+    framework's; rebuild those whose retraining fingerprint changed or were never built."""
+    framework_ids = ([payload["framework_id"]] if payload.get("framework_id") else
+                     list(db.session.scalars(select(CompetencyFramework.id))))
+    for framework_id in framework_ids:
+        if db.session.get(CompetencyFramework, framework_id) is not None:
+            holdings.fold(framework_id, ctx.now)
+
+
+schedule.every(HOLDINGS_KIND, HOLDINGS_INTERVAL)

@@ -132,4 +132,4 @@ def build_fixture(app: Flask, factory) -> dict[str, Any]:
     with app.app_context():  # p5 changed department after completing
         db.session.get(User, people["p5"]).department = "ED"
         db.session.commit()
-    return {"framework_id": framework_id, "people": people, "a": a, "b": b}
+    return {"framework_id": framework_id, "people": people, "a": a, "b": b, "b2": b2}
