@@ -158,6 +158,7 @@ def main() -> None:
     try:
         app = make_app(url)
         ids, framework_id = reused(app) if args.reuse else build(app, args)
+        build_holdings(app, framework_id)
         measure(app, url, ids, framework_id, args)
     finally:
         if args.keep or args.reuse:
@@ -166,12 +167,26 @@ def main() -> None:
             drop()
 
 
+def build_holdings(app, framework_id: int) -> None:
+    """What the ``reports.holdings`` job does after an import: build the table (timed)."""
+    from lms_plugin.db import utcnow
+    from lms_plugin.extensions import db
+    from lms_plugin.reports import holdings
+
+    with app.app_context():
+        started = time.perf_counter()
+        rows = holdings.rebuild(framework_id, utcnow())
+        db.session.commit()
+        log(f"  holdings built: {rows} rows in {time.perf_counter() - started:.1f} s")
+
+
 def reused(app) -> tuple[dict, int]:
     from sqlalchemy import text
 
     from lms_plugin.extensions import db
 
     with app.app_context():
+        db.create_all()  # tables of a newer 0021_reports than the kept database's (bench only)
         org = db.session.scalar(text("SELECT id FROM organisation WHERE slug = 'bench-health'"))
         framework_id = db.session.scalar(text("SELECT max(id) FROM competency_framework"))
         return {"org": org}, framework_id

@@ -39,7 +39,7 @@ from lms_plugin.reports.models import (
 
 #: Completions this far below the built maximum id are treated as new again (a transaction
 #: that took its id before the build and committed after it).
-IN_FLIGHT = 1_000
+IN_FLIGHT = 100
 
 
 def fingerprint() -> str:
