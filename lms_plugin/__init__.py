@@ -122,6 +122,7 @@ def register_blueprints(app: Flask) -> None:
     from lms_plugin.lti import registration_views as lti_registration_views
     from lms_plugin.lti import roster_views as lti_roster_views
     from lms_plugin.lti import views as lti_views
+    from lms_plugin.reports import views as reports_views
 
     for blueprint in (
         core.bp,
@@ -138,6 +139,7 @@ def register_blueprints(app: Flask) -> None:
         lti_admin_views.bp,
         admin_views.bp,
         credits_views.bp,
+        reports_views.bp,
     ):
         app.register_blueprint(blueprint)
     if app.config.get("LMS_DEMO"):  # the built-in demo LMS (issue 12.3), off by default

@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Staff profiles: import the HR roster (CSV or Excel)."),
     "credits": ("lms_plugin.credits.cli:credits_cli",
                 "Continuing-education credit: records and people."),
+    "reports": ("lms_plugin.reports.cli:reports_cli",
+                "Competency frameworks (Moodle CSV) and report exports."),
 }
 
 

@@ -8,3 +8,4 @@ from lms_plugin.jobs import models as jobs_models  # noqa: F401
 from lms_plugin.learning import models as learning_models  # noqa: F401
 from lms_plugin.lti import models as lti_models  # noqa: F401
 from lms_plugin.quizzes import models as quizzes_models  # noqa: F401
+from lms_plugin.reports import models as reports_models  # noqa: F401

@@ -19,6 +19,7 @@ from tests.credits.helpers import sample_certificate
 from tests.jobs.helpers import make_job
 from tests.learning.builders import build_module
 from tests.lti.ags_helpers import sample_context
+from tests.reports.helpers import sample_export, sample_framework
 
 
 def sample_platform(app) -> int:
@@ -109,6 +110,20 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
         ("retire", True), ("restore", True), ("diff", True), ("export_zip", True),
         ("import_zip", False), ("bank", True), ("system_list", False),
         ("system_new", False), ("system_edit", True))},
+    # Reports (issue 16): officers and admins, their organisation only.
+    "reports.framework_list": (frozenset({"officer", "admin"}), False),
+    "reports.framework_import": (frozenset({"officer", "admin"}), False),
+    "reports.framework_detail": (frozenset({"officer", "admin"}), True),
+    "reports.framework_export": (frozenset({"officer", "admin"}), True),
+    "reports.competency_matrix": (frozenset({"officer", "admin"}), False),
+    "reports.competency_export": (frozenset({"officer", "admin"}), False),
+    "reports.export_status": (frozenset({"officer", "admin"}), True),
+    "reports.export_download": (frozenset({"officer", "admin"}), True),
+    "reports.completions": (frozenset({"officer", "admin"}), False),
+    "reports.completions_export": (frozenset({"officer", "admin"}), False),
+    "reports.item_modules": (frozenset({"author", "officer", "admin"}), False),
+    "reports.item_analysis": (frozenset({"author", "officer", "admin"}), True),
+    "reports.item_export": (frozenset({"author", "officer", "admin"}), True),
 }
 
 # The built-in demo LMS (issue 12.3), registered only when LMS_DEMO is on: all public, like an
@@ -189,6 +204,9 @@ def sample_args(factory) -> dict[str, object]:
         "system_id": sample_system(factory.app),
         "platform_id": sample_platform(factory.app),
         "role": "learner",
+        # A competency framework and a finished background export of the home organisation.
+        "framework_id": sample_framework(factory.app),
+        "export_id": sample_export(factory.app),
     }
 
 

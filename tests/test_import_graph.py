@@ -49,8 +49,9 @@ LAYERS: dict[str, int] = {
     # Administration pages that gather platforms, jobs, people and training history.
     "admin": 7,
     "credits": 6,
+    "reports": 6,
 }
-DOMAIN_PACKAGES = ("accounts", "catalog", "quizzes", "learning", "jobs", "credits")
+DOMAIN_PACKAGES = ("accounts", "catalog", "quizzes", "learning", "jobs", "credits", "reports")
 BASE_MODULES = {"authz", "clitypes", "config", "db", "errors", "events", "extensions",
                 "mail", "markdown", "outbound", "routing"}
 SHELL_MODULES = {"__init__", "__main__", "cli", "core", "headers", "health", "layout",

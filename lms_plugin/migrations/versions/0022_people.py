@@ -1,7 +1,7 @@
 """people: index role grants by (organisation, role) for the people list's role filter
 
 Revision ID: 0022_people
-Revises: 0020_demo
+Revises: 0021_reports
 Create Date: 2026-11-30 03:35:00
 
 ``/admin/users?role=author`` read the organisation's people in name order and probed
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0022_people"
-down_revision = "0020_demo"
+down_revision = "0021_reports"
 branch_labels = None
 depends_on = None
 
