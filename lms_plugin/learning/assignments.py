@@ -35,15 +35,18 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import (
     and_,
     case,
+    except_,
     exists,
     func,
-    insert,
     literal,
     or_,
     select,
+    tuple_,
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from lms_plugin.accounts.models import Organisation, User
 from lms_plugin.accounts.services import record_audit
@@ -285,27 +288,30 @@ def evaluate(organisation_id: int, now: datetime, *, user_id: int | None = None)
     wanted = _audience_pairs(organisation_id, user_id)
     chosen = (select(rule.organisation_id, wanted.c.rule_id, wanted.c.user_id, rule.module_id,
                      _ts(now), due)
-              .select_from(wanted).join(rule, rule.id == wanted.c.rule_id)
-              .where(~exists().where(Assignment.rule_id == wanted.c.rule_id,
-                                     Assignment.user_id == wanted.c.user_id,
-                                     Assignment.closed_at.is_(None))))
+              .select_from(wanted).join(rule, rule.id == wanted.c.rule_id))
+    # Pairs that already have an open assignment are skipped by the partial unique index
+    # (ON CONFLICT DO NOTHING), not by an anti-join: an anti-join against the table being
+    # inserted into was planned as a nested loop re-reading the growing table per row.
+    dialect = db.session.get_bind().dialect.name
+    insert_into = pg_insert if dialect == "postgresql" else sqlite_insert
     opened = db.session.scalars(
-        insert(Assignment).from_select(
+        insert_into(Assignment).from_select(
             ["organisation_id", "rule_id", "user_id", "module_id", "assigned_at", "due_at"],
-            chosen).returning(Assignment.id)).all()
+            chosen)
+        .on_conflict_do_nothing(index_elements=["rule_id", "user_id"],
+                                index_where=Assignment.closed_at.is_(None))
+        .returning(Assignment.id)).all()
 
-    # The open assignments no longer wanted: an anti-join (LEFT JOIN … IS NULL) against the
-    # audience pairs, which PostgreSQL runs as hash joins (a correlated NOT EXISTS over the
-    # union was re-run per row).
+    # The open assignments no longer wanted: (rule, person) pairs open now EXCEPT the pairs
+    # still wanted. A set operation, computed once (hash or sort), so it never turns into a
+    # nested loop re-running the audience query per assignment (which the planner chose when
+    # the rows just inserted had no statistics yet).
     still = _audience_pairs(organisation_id, user_id)
-    mine = Assignment.__table__.alias("mine")
-    gone = (select(mine.c.id).select_from(mine)
-            .outerjoin(still, and_(still.c.rule_id == mine.c.rule_id,
-                                   still.c.user_id == mine.c.user_id))
-            .where(mine.c.organisation_id == organisation_id, mine.c.closed_at.is_(None),
-                   still.c.rule_id.is_(None)))
+    open_now = select(Assignment.rule_id, Assignment.user_id).where(
+        Assignment.organisation_id == organisation_id, Assignment.closed_at.is_(None))
     if user_id is not None:
-        gone = gone.where(mine.c.user_id == user_id)
+        open_now = open_now.where(Assignment.user_id == user_id)
+    gone = except_(open_now, select(still.c.rule_id, still.c.user_id))
     reason = case((rule.removed_at.is_not(None), "rule_removed"),
                   (~_has_published(Assignment.module_id), "module_retired"),
                   (user.active.is_(False), "left"), else_="audience")
@@ -313,7 +319,7 @@ def evaluate(organisation_id: int, now: datetime, *, user_id: int | None = None)
                .where(Assignment.rule_id == rule.id, Assignment.user_id == user.id,
                       Assignment.organisation_id == organisation_id,
                       Assignment.closed_at.is_(None),
-                      Assignment.id.in_(gone))
+                      tuple_(Assignment.rule_id, Assignment.user_id).in_(gone))
                .values(closed_at=now, closed_reason=reason)
                .returning(Assignment.id))
     if user_id is not None:
