@@ -22,24 +22,27 @@ ALL_ROLES = ROLES
 #: of the LMS course the session was launched from (an Instructor's launch).
 NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("My training", "learning.home", ALL_ROLES),
+    ("CE credits", "credits.transcript", ALL_ROLES),
     ("Modules", "authoring.module_list", ("author", "admin")),
     ("Courses", "lti_roster.courses", ("author", "admin", COURSE_AUTHOR)),
-    ("Reports", "reports.home", ("officer", "admin")),
+    ("Reports", "reports.competency_matrix", ("officer", "admin")),
+    ("Item analysis", "reports.item_modules", ("author", "officer", "admin")),
+    ("CE exports", "credits.registry_exports", ("officer", "admin")),
     ("Admin home", "admin.home", ("admin",)),
     ("Platforms", "lti_admin.platform_list", ("admin",)),
     ("People", "accounts.user_list", ("admin",)),
+    ("Assignments", "learning_admin.rules", ("admin",)),
     ("Jobs", "jobs.job_list", ("admin",)),
     ("Audit", "accounts.audit_log", ("admin", "officer")),
     ("Settings", "accounts.settings", ("admin",)),
 ]
 
 #: Where a signed-in person lands (``/`` and after sign-in): the first entry whose role
-#: they hold and whose page exists. Officers see the audit log until reports exist.
+#: they hold and whose page exists.
 HOMES: list[tuple[str, str]] = [
     ("admin", "admin.home"),
     ("author", "authoring.module_list"),
-    ("officer", "reports.home"),
-    ("officer", "accounts.audit_log"),
+    ("officer", "reports.competency_matrix"),
     ("author", "learning.home"),
     ("learner", "learning.home"),
 ]

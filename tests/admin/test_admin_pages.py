@@ -48,11 +48,17 @@ def test_each_role_sees_its_own_navigation_and_lands_on_its_home(app, client, lo
     landing = client.get("/")
     assert landing.status_code == 302 and landing.headers["Location"].endswith("/admin")
     html = client.get("/admin").get_data(as_text=True)
-    assert _nav(html) == ["My training", "Courses", "Admin home", "Platforms", "People",
-                          "Jobs", "Audit", "Settings"]
+    assert _nav(html) == ["My training", "CE credits", "Modules", "Courses", "Reports",
+                          "Item analysis", "CE exports", "Admin home", "Platforms", "People",
+                          "Assignments", "Jobs", "Audit", "Settings"]
     assert 'aria-current="page">Admin home' in html
-    for persona, home, entries in (("officer", "/admin/audit", ["My training", "Audit"]),
-                                   ("learner", "/home", ["My training"])):
+    for persona, home, entries in (("officer", "/reports/competencies",
+                                    ["My training", "CE credits", "Reports", "Item analysis",
+                                     "CE exports", "Audit"]),
+                                   ("author", "/author/modules",
+                                    ["My training", "CE credits", "Modules", "Courses",
+                                     "Item analysis"]),
+                                   ("learner", "/home", ["My training", "CE credits"])):
         other = app.test_client()
         uid = factory.user(persona)
         from tests.conftest import login
