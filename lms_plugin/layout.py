@@ -112,9 +112,21 @@ def localtime(when: Any, seconds: bool = False, empty: str = "—") -> Any:
     return timezones.time_element(when, timezones.zone(name), seconds=seconds, empty=empty)
 
 
+def module_notices(module: Any) -> list[dict[str, str]]:
+    """Jinja global: what other packages say about a module on its learner page (e.g. the
+    CE activity, issue 15), from the providers packages register in
+    ``app.extensions["lms_plugin.module_notices"]`` (a provider takes the organisation id,
+    module id and slug and returns ``{"text", "href", "link"}`` or None). ``learning`` sits
+    below those packages and cannot import them; this keeps the page one template."""
+    providers = current_app.extensions.get("lms_plugin.module_notices", ())
+    found = (provider(module.organisation_id, module.id, module.slug) for provider in providers)
+    return [notice for notice in found if notice]
+
+
 def register(app: Flask) -> None:
     """The ``localtime`` filter and the layout's values in every template."""
     app.add_template_filter(localtime, "localtime")
+    app.add_template_global(module_notices, "module_notices")
 
     @app.context_processor
     def _layout() -> dict[str, Any]:

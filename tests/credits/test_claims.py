@@ -62,6 +62,18 @@ def test_disclosure_page_shows_everything_before_starting(app, client, setup):
         assert text in html, text
 
 
+def test_the_module_page_points_to_the_disclosure_before_the_start(app, client, setup):
+    """A learner sees that the module offers CE credit, with a link to its disclosure page,
+    on the module page itself, before starting (issue 15); a module without an activity
+    says nothing of the kind."""
+    html = client.get(f"/modules/{setup['module']['slug']}").get_data(as_text=True)
+    assert f'href="{setup["url"]}"' in html
+    assert html.index(setup["url"]) < html.index('id="quiz"')
+    build_module(app, slug="no-ce")
+    other = client.get("/modules/no-ce").get_data(as_text=True)
+    assert "/credits/no-ce" not in other and "continuing-education credit" not in other
+
+
 def test_a_module_without_an_activity_is_a_404(app, client, login_as):
     build_module(app, slug="no-ce")
     login_as("learner")
