@@ -24,6 +24,7 @@ NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("My training", "learning.home", ALL_ROLES),
     ("CE credits", "credits.transcript", ALL_ROLES),
     ("Modules", "authoring.module_list", ("author", "admin")),
+    ("Sign-off", "signoff.waiting", ALL_ROLES),  # required reviewers only (403 otherwise)
     ("Courses", "lti_roster.courses", ("author", "admin", COURSE_AUTHOR)),
     ("Reports", "reports.competency_matrix", ("officer", "admin")),
     ("Item analysis", "reports.item_modules", ("author", "officer", "admin")),
