@@ -14,9 +14,12 @@ if the draft changed since, the approval is refused with 409 and nothing is writ
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from sqlalchemy import select
 from wtforms import HiddenField
 from wtforms.validators import InputRequired, Length
@@ -38,6 +41,15 @@ class ApproveForm(FlaskForm):
 
     content_hash = HiddenField(validators=[InputRequired(), Length(max=64)])
     role = HiddenField(validators=[Length(max=signoff.ROLE_NAME_MAX)])
+
+
+def _demoted(html: Markup, by: int = 3) -> Markup:
+    """Sanitized lesson HTML with its headings moved ``by`` levels down (at most h6), so a
+    lesson's own "# Title" sits under the page's "Lessons" heading (h2) and the lesson's
+    h3. Only tag names change: the markup was sanitized by ``render_markdown``."""
+    demoted = re.sub(r"<(/?)h([1-6])\b",
+                     lambda m: f"<{m.group(1)}h{min(int(m.group(2)) + by, 6)}", str(html))
+    return Markup(demoted)  # noqa: S704  (render_markdown's sanitized HTML, tag names only)
 
 
 def _require_reviewer() -> None:
@@ -73,7 +85,10 @@ def _render_review(version: ModuleVersion, status: int = 200, error: str | None 
             and signoff.stands_for(s.reviewer, current_user.id, holds)]
     forms = [ApproveForm(formdata=None, content_hash=version.content_hash,
                          role=s.reviewer.role_name) for s in mine]
-    lessons = [(lesson, render_markdown(lesson.body_markdown, version.module_id))
+    # Localisation markers highlighted, as authors see them: local policy is what a
+    # hospital's reviewers check.
+    lessons = [(lesson, _demoted(render_markdown(lesson.body_markdown, version.module_id,
+                                                 highlight_local=True)))
                for lesson in version.lessons]
     return render_template("signoff/review.html", version=version, states=states,
                            mine=list(zip(mine, forms, strict=True)), lessons=lessons,

@@ -141,3 +141,10 @@ def test_another_organisations_draft_is_not_found(app, client, org):
     assert response.status_code == 404
     assert "their-module" not in client.get("/signoff").get_data(as_text=True)
     assert _counts(app) == (0, 0)
+
+
+def test_the_navigation_shows_sign_off_to_reviewers_only(app, client, org):
+    assert login(client, "other@example.org").status_code == 302
+    assert 'href="/signoff"' not in client.get("/author/modules").get_data(as_text=True)
+    assert login(client, "educator@example.org").status_code == 302
+    assert 'href="/signoff"' in client.get("/author/modules").get_data(as_text=True)
