@@ -19,8 +19,7 @@ from tests.browser.test_learner_keyboard import (  # noqa: F401 (fixture)
     server,
     tab_to,
 )
-from tests.catalog.helpers import VALID
-from tests.catalog.test_signoff import cli
+from tests.catalog.test_signoff_pages import two_reviewers
 from tests.conftest import PASSWORD
 
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
@@ -32,14 +31,7 @@ def test_a_reviewer_signs_off_with_the_keyboard(app, factory, server):  # noqa: 
         pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    factory.organisation()
-    factory.user("learner", email="pharm@example.org")
-    factory.user("author", email="educator@example.org")
-    assert cli(app, "content", "import", str(VALID), "--drafts").exit_code == 0
-    assert cli(app, "signoff", "holders", "add", "Pharmacist",
-               "pharm@example.org").exit_code == 0
-    assert cli(app, "signoff", "reviewers", "set", "--role", "pharmacist",
-               "--person", "educator@example.org=Nurse Educator").exit_code == 0
+    two_reviewers(app, factory)
     shots = os.environ.get("SIGNOFF_SCREENSHOTS")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,

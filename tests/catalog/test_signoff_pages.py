@@ -19,19 +19,25 @@ from tests.conftest import csrf_token, login
 from tests.learning.builders import build_module
 
 
-@pytest.fixture
-def org(app, factory):
+def two_reviewers(app, factory) -> None:
     """General Hospital with the valid fixture as drafts and two required reviewers: the
-    role "pharmacist" (held by a learner) and a named nurse educator (an author)."""
+    role "pharmacist" (held by pharm@, a learner) and a named nurse educator (educator@, an
+    author)."""
     factory.organisation()
     factory.user("learner", email="pharm@example.org")
     factory.user("author", email="educator@example.org")
-    factory.user("author", email="other@example.org")
     assert cli(app, "content", "import", str(VALID), "--drafts").exit_code == 0
     assert cli(app, "signoff", "holders", "add", "Pharmacist",
                "pharm@example.org").exit_code == 0
     assert cli(app, "signoff", "reviewers", "set", "--role", "pharmacist",
                "--person", "educator@example.org=Nurse Educator").exit_code == 0
+
+
+@pytest.fixture
+def org(app, factory):
+    """:func:`two_reviewers` and an author who is not a reviewer (other@)."""
+    two_reviewers(app, factory)
+    factory.user("author", email="other@example.org")
 
 
 def _version_id(app, slug: str) -> int:
