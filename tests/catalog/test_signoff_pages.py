@@ -154,3 +154,22 @@ def test_the_navigation_shows_sign_off_to_reviewers_only(app, client, org):
     assert 'href="/signoff"' not in client.get("/author/modules").get_data(as_text=True)
     assert login(client, "educator@example.org").status_code == 302
     assert 'href="/signoff"' in client.get("/author/modules").get_data(as_text=True)
+
+
+def test_the_pages_statements_do_not_grow_with_drafts(app, client, org):
+    """``signoff.drafts`` is set-based: two drafts or seven, the same statements."""
+    from tests.statements import counted
+
+    assert login(client, "educator@example.org").status_code == 302
+    pages = ("/signoff", "/author/modules")
+    with counted() as few:
+        for page in pages:
+            assert client.get(page).status_code == 200
+    for n in range(5):
+        build_module(app, slug=f"extra-{n}", status="draft")
+    with counted() as many:
+        for page in pages:
+            assert client.get(page).status_code == 200
+    html = client.get("/signoff").get_data(as_text=True)
+    assert html.count("Read and approve<") == 7
+    assert len(many) == len(few), many
