@@ -112,6 +112,7 @@ def register_blueprints(app: Flask) -> None:
     from lms_plugin.accounts import views as accounts_views
     from lms_plugin.admin import views as admin_views
     from lms_plugin.catalog import authoring_views as catalog_authoring_views
+    from lms_plugin.catalog import signoff_views as catalog_signoff_views
     from lms_plugin.catalog import views as catalog_views
     from lms_plugin.credits import views as credits_views
     from lms_plugin.jobs import views as jobs_views
@@ -140,6 +141,7 @@ def register_blueprints(app: Flask) -> None:
         admin_views.bp,
         credits_views.bp,
         reports_views.bp,
+        catalog_signoff_views.bp,
     ):
         app.register_blueprint(blueprint)
     if app.config.get("LMS_DEMO"):  # the built-in demo LMS (issue 12.3), off by default

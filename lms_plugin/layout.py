@@ -18,12 +18,16 @@ from lms_plugin.accounts import timezones
 from lms_plugin.authz import COURSE_AUTHOR, ROLES
 
 ALL_ROLES = ROLES
+#: Not an organisation role: a person the organisation names as a clinical reviewer
+#: (``catalog.signoff.is_reviewer``, one statement per page for signed-in people).
+SIGNOFF_REVIEWER = "signoff reviewer"
 #: (label, endpoint, roles that see it) in the order shown. ``COURSE_AUTHOR``: the author
 #: of the LMS course the session was launched from (an Instructor's launch).
 NAV: list[tuple[str, str, tuple[str, ...]]] = [
     ("My training", "learning.home", ALL_ROLES),
     ("CE credits", "credits.transcript", ALL_ROLES),
     ("Modules", "authoring.module_list", ("author", "admin")),
+    ("Sign-off", "signoff.waiting", (SIGNOFF_REVIEWER,)),
     ("Courses", "lti_roster.courses", ("author", "admin", COURSE_AUTHOR)),
     ("Reports", "reports.competency_matrix", ("officer", "admin")),
     ("Item analysis", "reports.item_modules", ("author", "officer", "admin")),
@@ -135,6 +139,11 @@ def register(app: Flask) -> None:
         if not has_request_context():  # a mail or a PDF rendered by a job: no page layout
             return {"nav": [], "course_return_url": None, "in_lms_frame": False}
         roles = _roles()
+        if "signoff.waiting" in app.view_functions and current_user.is_authenticated:
+            from lms_plugin.catalog.signoff import is_reviewer
+
+            if is_reviewer(current_user):
+                roles = roles | {SIGNOFF_REVIEWER}
         return {
             "nav": nav_items(app.view_functions, roles, request.endpoint),
             "course_return_url": course_return_url(),

@@ -136,6 +136,13 @@ EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
     "credits.registry_exports": (frozenset({"officer", "admin"}), False),
     "credits.correct": (frozenset({"officer", "admin"}), True),
     "credits.registry_export_csv": (frozenset({"officer", "admin"}), False),
+    # Clinical sign-off (issue 17): signed-in people who are required reviewers (a reviewer
+    # is not an organisation role: AUTHENTICATED plus ``signoff.is_reviewer``, 403 for the
+    # rest). No persona here is a reviewer (REVIEWERS_ONLY): the reviewer's side is tested in
+    # tests/catalog/test_signoff_pages.py.
+    "signoff.waiting": (SIGNED_IN, False),
+    "signoff.review": (SIGNED_IN, True),
+    "signoff.approve": (SIGNED_IN, True),
 }
 
 # The built-in demo LMS (issue 12.3), registered only when LMS_DEMO is on: all public, like an
@@ -157,6 +164,9 @@ DEMO_EXPECTED: dict[str, tuple[frozenset[str], bool]] = {
 # Pages of one person's own record: every other person of the organisation without the
 # officer or admin role gets a 404, like another organisation's record.
 OWN_RECORD = {"credits.certificate", "credits.certificate_pdf"}
+# Pages of the organisation's named clinical reviewers only: signed-in is not enough, and no
+# persona of the walk is a reviewer (every one is refused).
+REVIEWERS_ONLY = {"signoff.waiting", "signoff.review", "signoff.approve"}
 
 PERSONAS = ("anonymous", "learner", "author", "officer", "admin", "other_admin")
 
@@ -164,6 +174,8 @@ PERSONAS = ("anonymous", "learner", "author", "officer", "admin", "other_admin")
 def expected_allowed(persona: str, allowed: frozenset[str], scoped: bool,
                      endpoint: str = "") -> bool:
     if endpoint in OWN_RECORD and persona in ("learner", "author"):
+        return False
+    if endpoint in REVIEWERS_ONLY:
         return False
     if PUBLIC in allowed:
         return True
@@ -207,7 +219,18 @@ def sample_args(factory) -> dict[str, object]:
         # A competency framework and a finished background export of the home organisation.
         "framework_id": sample_framework(factory.app),
         "export_id": sample_export(factory.app),
+        # The sample module's newest version (a reviewer's sign-off page).
+        "version_id": _sample_version(factory.app),
     }
+
+
+def _sample_version(app) -> int:
+    from lms_plugin.catalog import services
+    from lms_plugin.extensions import db
+
+    with app.app_context():
+        module = db.session.scalar(select(Module).where(Module.slug == "sample-module"))
+        return services.latest_version(module).id
 
 
 def _sample_rule(app) -> int:

@@ -24,7 +24,7 @@ from flask import (
 from flask_login import current_user
 
 from lms_plugin.authz import allow
-from lms_plugin.catalog import authoring, services
+from lms_plugin.catalog import authoring, services, signoff
 from lms_plugin.catalog.forms import (
     METADATA_FIELDS,
     QUESTION_FIELDS,
@@ -129,7 +129,10 @@ def module_list():
     status = status if status in STATUSES else ""
     rows = authoring.module_rows(current_user.organisation_id, q=q, system=system or None,
                                  audience=audience or None, status=status or None)
+    waiting = {d.version.id: d.waiting
+               for d in signoff.drafts(current_user.organisation_id)}
     return render_template("authoring/modules.html", rows=rows, q=q, system=system,
+                           waiting=waiting,
                            audience=audience, status=status, statuses=STATUSES,
                            systems=services.list_systems(current_user.organisation_id))
 
@@ -172,6 +175,7 @@ def _render_module_page(module, retire_form: RetireForm):
     return render_template(
         "authoring/module.html", module=module, draft=draft, latest=latest,
         versions=versions, status=authoring.module_status(versions),
+        states=signoff.status(draft) if draft else [],
         open_form=OpenDraftForm(from_number=str(latest.number)) if latest else None,
         retire_form=retire_form, restore_form=PlainForm(), item_types=ITEM_TYPES)
 

@@ -199,7 +199,7 @@ def clear_stale(version: ModuleVersion, *, actor: User | None = None) -> int:
 
 
 def approve(version: ModuleVersion, person: User, *, role: str | None = None,
-            actor: User | None = None) -> SignoffApproval:
+            actor: User | None = None, expected_hash: str | None = None) -> SignoffApproval:
     """Record ``person``'s approval of this exact version (its current content hash) for the
     one required reviewer they stand for: a reviewer naming them, or a role they hold
     (``role`` chooses when they could sign for several). Audited ``signoff.approve`` with
@@ -207,7 +207,9 @@ def approve(version: ModuleVersion, person: User, *, role: str | None = None,
 
     Refused: a version of another organisation (404); a version that is not a draft (409:
     published content is immutable, sign-off happens before publishing); a person who is not
-    a required reviewer of this module, or who already approved it (422, field ``role``).
+    a required reviewer of this module, or who already approved it (422, field ``role``);
+    ``expected_hash`` given (the hash the reviewer's page showed) and no longer the version's
+    (409, nothing written: the draft changed after they read it).
     """
     module = version.module
     if person.organisation_id != module.organisation_id:
@@ -215,15 +217,17 @@ def approve(version: ModuleVersion, person: User, *, role: str | None = None,
     if version.status != "draft":
         raise Conflict(f"{module.slug} version {version.number} is {version.status}; only a "
                        "draft is signed off (publishing comes after every approval)")
+    if expected_hash is not None and expected_hash != version.content_hash:
+        raise Conflict(f"{module.slug} version {version.number} changed after you opened it: "
+                       "read it again before approving (nothing was recorded)")
     clear_stale(version, actor=actor)
     wanted = normalise_role(role) if role else None
     holds = held_roles(module.organisation_id, person.id)
     candidates = []
     for item in status(version):
         reviewer = item.reviewer
-        stands_for = reviewer.user_id == person.id if reviewer.user_id is not None \
-            else reviewer.role_name in holds
-        if stands_for and (wanted is None or reviewer.role_name == wanted):
+        if stands_for(reviewer, person.id, holds) and (wanted is None
+                                                       or reviewer.role_name == wanted):
             candidates.append(item)
     if not candidates:
         raise ValidationFailed(
@@ -256,3 +260,72 @@ def approve(version: ModuleVersion, person: User, *, role: str | None = None,
                           "content_hash": approval.content_hash,
                           "before": None, "after": "approved"})
     return approval
+
+
+# ------------------------------------------------------------------ what waits for whom
+
+@dataclass
+class DraftSignoff:
+    """A draft and its required reviewers' state; ``mine``: the reviewers a given person
+    stands for (named, or a role they hold) that have not approved it yet."""
+
+    version: ModuleVersion
+    statuses: list[ReviewerStatus]
+    mine: list[ReviewerStatus]
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for s in self.statuses if s.approval is None)
+
+
+def stands_for(reviewer: SignoffReviewer, user_id: int | None, holds: set[str]) -> bool:
+    if reviewer.user_id is not None:
+        return reviewer.user_id == user_id
+    return reviewer.role_name in holds
+
+
+def drafts(organisation_id: int, person: User | None = None) -> list[DraftSignoff]:
+    """Every draft of the organisation with its sign-off state (the same rule as
+    :func:`status`: an approval counts only for the version's current hash), ordered by
+    module slug. With ``person``, ``mine`` lists the open reviewers they stand for. Five
+    statements whatever the number of drafts and reviewers (no N+1)."""
+    from sqlalchemy.orm import contains_eager
+
+    reviewers = list(db.session.scalars(
+        select(SignoffReviewer).where(SignoffReviewer.organisation_id == organisation_id)
+        .order_by(SignoffReviewer.role_name, SignoffReviewer.id)))
+    versions = list(db.session.scalars(
+        select(ModuleVersion).join(Module, Module.id == ModuleVersion.module_id)
+        .options(contains_eager(ModuleVersion.module))
+        .where(Module.organisation_id == organisation_id, ModuleVersion.status == "draft")
+        .order_by(Module.slug)))
+    if not versions:
+        return []
+    hashes = {v.id: v.content_hash for v in versions}
+    approvals = {(a.version_id, a.reviewer_id): a for a in db.session.scalars(
+        select(SignoffApproval).where(SignoffApproval.version_id.in_(hashes)))
+        if a.content_hash == hashes[a.version_id]}
+    people = _people({r.user_id for r in reviewers if r.user_id is not None})
+    holds = held_roles(organisation_id, person.id) if person is not None else set()
+    result = []
+    for version in versions:
+        statuses = [ReviewerStatus(r, _label(r, people), approvals.get((version.id, r.id)))
+                    for r in reviewers if r.module_id in (None, version.module_id)]
+        mine = [s for s in statuses if s.approval is None and person is not None
+                and stands_for(s.reviewer, person.id, holds)]
+        result.append(DraftSignoff(version, statuses, mine))
+    return result
+
+
+def is_reviewer(person: User) -> bool:
+    """True when ``person`` is a required reviewer in their organisation: named on a
+    reviewer, or holding a role some reviewer names. One statement."""
+    holds = select(SignoffRoleHolder.role_name).where(
+        SignoffRoleHolder.organisation_id == person.organisation_id,
+        SignoffRoleHolder.user_id == person.id)
+    found = db.session.scalar(select(SignoffReviewer.id).where(
+        SignoffReviewer.organisation_id == person.organisation_id,
+        or_(SignoffReviewer.user_id == person.id,
+            (SignoffReviewer.user_id.is_(None)) & SignoffReviewer.role_name.in_(holds)))
+        .limit(1))
+    return found is not None
