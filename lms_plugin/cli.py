@@ -175,7 +175,7 @@ def setup_content(organisation: str | None = None) -> str:
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     # Drafts: clinical content reaches staff only after the hospital's own sign-off (issue
-    # 17). A demo organisation would pass publish=True (Organisation.is_demo, demo branch).
+    # 17). The demo organisation publishes its own copy (demo.services.ensure_demo).
     summary = import_directory(str(SHIPPED_CONTENT), org.slug, publish=False)
     if summary is None:
         raise click.ClickException("the shipped content has problems (listed above)")

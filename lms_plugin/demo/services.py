@@ -210,7 +210,9 @@ def ensure_demo() -> DemoSetup:
         from lms_plugin.catalog.cli import SHIPPED_CONTENT
 
         bundle = load_content(SHIPPED_CONTENT)
-        catalog.import_content(bundle, org)  # the shipped modules are published
+        # The shipped modules are published as written: the demo organisation shows the
+        # suggested wording of each [[local: …]] marker (issue 17), never the brackets.
+        catalog.import_content(bundle, org, local_markers_ok=True)
         created.append("content")
     if db.session.scalar(select(DemoLink.id).limit(1)) is None:
         module = db.session.scalar(select(Module).where(
