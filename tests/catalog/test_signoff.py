@@ -355,3 +355,16 @@ def test_an_author_previewing_a_draft_sees_markers_highlighted(app, client, logi
     html = client.get("/modules/demo/lessons/1?preview=1").get_data(as_text=True)
     assert '<mark class="local-marker">15 minutes</mark>' in html
     assert "[[local" not in html
+
+
+def test_a_person_holding_two_required_roles_is_told_to_choose_one_with_role(app, reviewers):
+    assert cli(app, "signoff", "holders", "add", "nurse educator",
+               "pharm@example.org").exit_code == 0
+    assert cli(app, "signoff", "reviewers", "set", "--role", "pharmacist",
+               "--role", "nurse educator").exit_code == 0
+    both = cli(app, "signoff", "approve", "safe-ordering", "--email", "pharm@example.org")
+    assert both.exit_code == 1
+    assert "choose one with --role" in both.output, both.output
+    chosen = cli(app, "signoff", "approve", "safe-ordering", "--email", "pharm@example.org",
+                 "--role", "pharmacist")
+    assert chosen.exit_code == 0, chosen.output
