@@ -1,0 +1,28 @@
+"""Admin tables on a phone (issue 12.9): a wide table scrolls inside its own container and
+the page itself never scrolls sideways at 390 px, hidden column labels included (an
+absolutely positioned ``visually-hidden`` label must not escape its scroll container)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.test_learner_keyboard import assert_fits_phone
+from tests.conftest import PASSWORD
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", ["/admin/users", "/admin/audit", "/admin/jobs"])
+def test_admin_tables_scroll_inside_their_container_on_a_phone(app, factory, server,
+                                                                chromium_page, path):
+    factory.user("admin", email="ada@example.org")
+    factory.user("learner", email="a.very.long.address.for.a.nurse@example.org")
+    page = chromium_page
+    page.goto(f"{server}/auth/login")
+    page.fill('input[name="email"]', "ada@example.org")
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button:has-text("Sign in")')
+    page.wait_for_load_state()
+    page.goto(server + path)
+    assert page.locator("table").count() == 1
+    assert page.locator(".table-scroll table").count() == 1
+    assert_fits_phone(page)
