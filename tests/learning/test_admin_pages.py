@@ -89,3 +89,17 @@ def test_roster_upload(app, client, login_as):
         "csrf_token": csrf_token(client, "/admin/staff/import"),
         "roster": (io.BytesIO(b"x"), "roster.pdf")}, content_type="multipart/form-data")
     assert response.status_code == 422 and ".csv or .xlsx" in response.get_data(as_text=True)
+
+
+def test_with_no_published_module_the_rule_form_says_why_the_list_is_empty(app, client,
+                                                                         login_as):
+    """A fresh install imports the shipped modules as drafts (issue 17): the Module list is
+    empty until one is published, and the page says so instead of an empty select."""
+    login_as("admin")
+    html = client.get("/admin/assignments").get_data(as_text=True)
+    assert "No module is published yet" in html and "lms-plugin content publish" in html
+    token = csrf_token(client, "/admin/assignments")
+    response = client.post("/admin/assignments", data={"csrf_token": token, "due_days": "3"})
+    assert response.status_code == 422
+    assert "No module is published yet" in response.get_data(as_text=True)
+    assert _count(app, AssignmentRule) == 0
