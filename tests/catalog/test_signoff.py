@@ -368,3 +368,41 @@ def test_a_person_holding_two_required_roles_is_told_to_choose_one_with_role(app
     chosen = cli(app, "signoff", "approve", "safe-ordering", "--email", "pharm@example.org",
                  "--role", "pharmacist")
     assert chosen.exit_code == 0, chosen.output
+
+
+def test_running_setup_again_keeps_a_draft_the_hospital_edited_and_its_approvals(
+        app, monkeypatch, tmp_path, factory):
+    """`make run` runs setup at every start: it must not put the shipped wording back over a
+    draft the hospital localised (and approved), nor add a shipped draft beside a version
+    the hospital published."""
+    from lms_plugin.catalog import cli as catalog_cli
+    from lms_plugin.cli import setup
+
+    shipped = tmp_path / "shipped"
+    shutil.copytree(VALID, shipped)
+    monkeypatch.setattr(catalog_cli, "SHIPPED_CONTENT", shipped)
+    assert app.test_cli_runner().invoke(setup, args=[]).exit_code == 0
+    org = "Default Health System"
+    factory.user("learner", email="pharm@example.org", org=org)
+    edited = copy_valid(tmp_path / "edited")
+    yaml = edited / "modules" / "safe-ordering" / "module.yaml"
+    yaml.write_text(yaml.read_text().replace("pass_mark: 80", "pass_mark: 85"))
+    assert "pass_mark: 85" in yaml.read_text()
+    assert cli(app, "content", "import", str(edited), "--drafts").exit_code == 0
+    localised = version_of(app, "safe-ordering", org)
+    assert cli(app, "signoff", "holders", "add", "pharmacist", "pharm@example.org",
+               ).exit_code == 0
+    assert cli(app, "signoff", "reviewers", "set", "--role", "pharmacist").exit_code == 0
+    assert cli(app, "signoff", "approve", "safe-ordering", "--email",
+               "pharm@example.org").exit_code == 0
+
+    again = app.test_cli_runner().invoke(setup, args=[])
+    assert again.exit_code == 0, again.output
+    assert "safe-ordering: kept" in again.output, again.output
+    assert version_of(app, "safe-ordering", org) == localised
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(SignoffApproval)) == 1
+    assert cli(app, "content", "publish", "safe-ordering").exit_code == 0
+    third = app.test_cli_runner().invoke(setup, args=[])
+    assert third.exit_code == 0, third.output
+    assert version_of(app, "safe-ordering", org)[:2] == (localised[0], "published")
