@@ -10,18 +10,23 @@ from tests.browser.test_learner_keyboard import assert_fits_phone
 from tests.conftest import PASSWORD
 
 
-@pytest.mark.browser
-@pytest.mark.parametrize("path", ["/admin/users", "/admin/audit", "/admin/jobs"])
-def test_admin_tables_scroll_inside_their_container_on_a_phone(app, factory, server,
-                                                                chromium_page, path):
+def _signed_in_admin(factory, server: str, page):
+    """An admin of General Hospital, signed in through the sign-in page."""
     factory.user("admin", email="ada@example.org")
-    factory.user("learner", email="a.very.long.address.for.a.nurse@example.org")
-    page = chromium_page
     page.goto(f"{server}/auth/login")
     page.fill('input[name="email"]', "ada@example.org")
     page.fill('input[name="password"]', PASSWORD)
     page.click('button:has-text("Sign in")')
     page.wait_for_load_state()
+    return page
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", ["/admin/users", "/admin/audit", "/admin/jobs"])
+def test_admin_tables_scroll_inside_their_container_on_a_phone(app, factory, server,
+                                                                chromium_page, path):
+    factory.user("learner", email="a.very.long.address.for.a.nurse@example.org")
+    page = _signed_in_admin(factory, server, chromium_page)
     page.goto(server + path)
     assert page.locator("table").count() == 1
     assert page.locator(".table-scroll table").count() == 1
@@ -35,13 +40,7 @@ def test_a_checkbox_sits_beside_its_label_on_a_phone(app, factory, server, chrom
                                                      path, box):
     """``input { width: 100% }`` stretched checkboxes across the form, centred on a line of
     their own above the label."""
-    factory.user("admin", email="ada@example.org")
-    page = chromium_page
-    page.goto(f"{server}/auth/login")
-    page.fill('input[name="email"]', "ada@example.org")
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button:has-text("Sign in")')
-    page.wait_for_load_state()
+    page = _signed_in_admin(factory, server, chromium_page)
     page.goto(server + path)
     check = page.locator(box).bounding_box()
     label = page.locator(f'label[for="{box[1:]}"]').bounding_box()
