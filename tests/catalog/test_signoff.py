@@ -406,3 +406,11 @@ def test_running_setup_again_keeps_a_draft_the_hospital_edited_and_its_approvals
     third = app.test_cli_runner().invoke(setup, args=[])
     assert third.exit_code == 0, third.output
     assert version_of(app, "safe-ordering", org)[:2] == (localised[0], "published")
+
+
+@pytest.mark.parametrize("entry", ["bad", "x@example.org=", "=pharmacist", " =pharmacist"])
+def test_a_person_entry_without_an_email_or_a_role_says_how_to_write_it(app, factory, entry):
+    factory.organisation()
+    result = cli(app, "signoff", "reviewers", "set", "--person", entry)
+    assert result.exit_code == 1
+    assert "write EMAIL=ROLE" in result.output, result.output
