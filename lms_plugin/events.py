@@ -44,7 +44,8 @@ the same attempt, in the same transaction.
 """)
 
 version_published = _signals.signal("version-published", doc="""\
-A module version was published (``catalog`` content import or editor).
+A module version was published (``catalog.services.publish_version``: content import,
+``content publish``, the demo LMS).
 
 Keyword argument ``event``: :class:`VersionPublished`. ``learning`` re-evaluates the
 organisation's assignment rules (a newly published module gains its assignments) through an

@@ -372,12 +372,6 @@ def _fill_version(version: ModuleVersion, spec: ModuleSpec, content_hash: str) -
     _sync_lessons(version, spec.lessons)
     _sync_questions(version, spec.questions)
     db.session.flush()
-    if version.status == "published":
-        module = db.session.get(Module, version.module_id)
-        events.announce(events.version_published, events.VersionPublished(
-            organisation_id=module.organisation_id, module_id=module.id,
-            version_id=version.id, retraining_required=version.retraining_required,
-            when=version.published_at))
     return version
 
 
@@ -475,6 +469,11 @@ def publish_version(organisation_id: int, version_id: int, *, actor: User | None
                           "approvals": [f"{s.approval.reviewer_name} ({s.approval.role_name}) "
                                         f"{s.approval.approved_at.isoformat()}"
                                         for s in states]})
+    # Assignments re-evaluate and retraining reopens (learning.tasks.enqueue_evaluation).
+    # Announced here, where a version becomes published, since _fill_version writes drafts.
+    events.announce(events.version_published, events.VersionPublished(
+        organisation_id=organisation_id, module_id=module.id, version_id=version.id,
+        retraining_required=version.retraining_required, when=version.published_at))
     return version
 
 
