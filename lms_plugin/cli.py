@@ -166,8 +166,9 @@ def setup_admin(email: str, organisation: str | None = None,
 def setup_content(organisation: str | None = None) -> str:
     """Import the shipped ``lms_plugin/content/`` into the setup's organisation
     (``accounts.services.setup_organisation``: the one named, else the first admin's),
-    idempotent: unchanged modules are left alone; one line per module as it goes, then the
-    summary line returned. Commits."""
+    idempotent: modules the organisation has are left as they are (the hospital edits and
+    publishes them); one line per module as it goes, then the summary line returned.
+    Commits."""
     from lms_plugin.accounts.services import setup_organisation
     from lms_plugin.catalog.cli import SHIPPED_CONTENT, import_directory
     from lms_plugin.errors import DomainError
@@ -179,8 +180,11 @@ def setup_content(organisation: str | None = None) -> str:
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     # Drafts: clinical content reaches staff only after the hospital's own sign-off (issue
-    # 17). A demo organisation would pass publish=True (Organisation.is_demo, demo branch).
-    summary = import_directory(str(SHIPPED_CONTENT), org.slug, publish=False)
+    # 17). The demo organisation publishes its own copy (demo.services.ensure_demo).
+    # Existing modules are kept as they are: `make run` runs this at every start, and the
+    # hospital edits, approves and publishes these drafts (tests/catalog/test_signoff.py).
+    summary = import_directory(str(SHIPPED_CONTENT), org.slug, publish=False,
+                               keep_existing=True)
     if summary is None:
         raise click.ClickException("the shipped content has problems (listed above)")
     text = f"{summary.line()} (into {org.name})."

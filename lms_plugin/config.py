@@ -90,7 +90,7 @@ def parse_duration(name: str, value: str | float, *, allow_zero: bool = False) -
         match = _DURATION.match(str(value))
         seconds = float(match.group(1)) * _UNITS[match.group(2)] if match else None
     if seconds is None or seconds < 0 or (seconds == 0 and not allow_zero):
-        kind = "zero or more" if allow_zero else "positive"
+        kind = "non-negative" if allow_zero else "positive"
         raise ConfigError(f"{name}: {value!r} is not a duration; use a {kind} number of "
                           "seconds or 90s, 30m, 12h, 2d")
     return timedelta(seconds=seconds)

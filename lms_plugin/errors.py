@@ -79,7 +79,32 @@ def error_response(status: int, detail: str | None = None, title: str | None = N
     return render_template("error.html", status=status, title=title, detail=detail), status
 
 
+NUL_REFUSED = ("The request contains a NUL character (%00), which no address, search or "
+               "form field can hold.")
+
+
+def _has_nul() -> bool:
+    """True when the path, a query value or a form value holds a NUL character.
+
+    PostgreSQL refuses NUL in text ("PostgreSQL text fields cannot contain NUL (0x00)
+    bytes"), so such a value reaching a query would be a 500; it is refused up front instead.
+    Uploaded files are not read here."""
+    if "\x00" in request.path:
+        return True
+    values = list(request.args.items(multi=True))
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.mimetype in (
+            "application/x-www-form-urlencoded", "multipart/form-data"):
+        values += list(request.form.items(multi=True))
+    return any("\x00" in key or "\x00" in value for key, value in values)
+
+
 def register_error_handlers(app: Flask) -> None:
+    @app.before_request
+    def _refuse_nul():
+        if _has_nul():
+            return error_response(400, NUL_REFUSED)
+        return None
+
     @app.errorhandler(DomainError)
     def _domain(error: DomainError):
         return error_response(error.status_code, error.message, error.title, error.field)

@@ -118,3 +118,23 @@ def test_out_of_range_ids_on_the_command_line_are_usage_errors(app, args):
     assert "is not in the range 1<=x<=2147483647" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert _rows(app) == before
+
+
+def test_a_nul_character_anywhere_is_a_400_not_a_database_error(app, client, login_as,
+                                                                factory):
+    """PostgreSQL refuses NUL in text: a search, a sign-in or a path holding %00 was a 500
+    there (run with TEST_DATABASE_URL to see it)."""
+    login_as("admin")
+    for path in ("/admin/users?q=Zed%00", "/modules/a%00b", "/admin/users?role=%00"):
+        response = client.get(path)
+        assert response.status_code == 400, path
+        assert "NUL character" in response.get_data(as_text=True)
+    client.post("/auth/logout", data={"csrf_token": csrf_token(client, "/home")})
+    token = csrf_token(client, "/auth/forgot")
+    for path in ("/auth/forgot", "/auth/login"):
+        response = client.post(path, data={"csrf_token": token, "email": "a\x00@example.org",
+                                           "password": "x" * 12})
+        assert response.status_code == 400, path
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(OutboxJob).where(
+            OutboxJob.kind == "accounts.password_reset")) == 0

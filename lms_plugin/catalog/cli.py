@@ -91,12 +91,13 @@ def validate(directory: str) -> None:
 
 
 def import_directory(directory: str, organisation: str | None, *,
-                     publish: bool = True) -> services.ImportSummary | None:
+                     publish: bool = True,
+                     keep_existing: bool = False) -> services.ImportSummary | None:
     """Validate then import in one transaction into an existing organisation (name or slug;
     None: the only one there is); None (and nothing written) on problems. Also used by
     ``lms-plugin setup`` for the shipped content (``publish=False``: drafts awaiting the
-    organisation's sign-off). An unknown organisation is a ClickException listing the known
-    ones."""
+    organisation's sign-off; ``keep_existing``: modules it has are left as they are). An
+    unknown organisation is a ClickException listing the known ones."""
     from lms_plugin.accounts.services import resolve_organisation
 
     bundle = load_content(directory)
@@ -108,12 +109,13 @@ def import_directory(directory: str, organisation: str | None, *,
 
     def work() -> services.ImportSummary:
         org = resolve_organisation(organisation)
+        options = {"publish": publish, "keep_existing": keep_existing}
         if len(bundle.modules) > 20:
             with click.progressbar(length=len(bundle.modules), label="Importing modules",
                                    file=sys.stderr) as bar:
-                return services.import_content(bundle, org, publish=publish,
+                return services.import_content(bundle, org, **options,
                                                progress=lambda _: bar.update(1))
-        return services.import_content(bundle, org, publish=publish, progress=lambda o: click.echo(
+        return services.import_content(bundle, org, **options, progress=lambda o: click.echo(
             f"  {o.slug}: {o.outcome} (version {o.number}, {o.status})"
             + (f"; awaiting sign-off from {', '.join(o.awaiting)}" if o.awaiting else "")))
 

@@ -169,6 +169,8 @@ def get_asset(organisation_id: int, module_id: int, path: str,
 CREATED, NEW_VERSION, DRAFT_REPLACED, UNCHANGED = ("created", "new version", "draft replaced",
                                                    "unchanged")
 PENDING = "pending"  # internal: a draft with the file's content, to be published if approved
+#: ``keep_existing`` (setup's shipped content): a module the organisation has is left alone.
+KEPT = "kept"
 
 
 class SignoffMissing(Conflict):
@@ -184,7 +186,7 @@ class SignoffMissing(Conflict):
 @dataclass
 class ModuleOutcome:
     slug: str
-    outcome: str  # CREATED | NEW_VERSION | DRAFT_REPLACED | UNCHANGED
+    outcome: str  # CREATED | NEW_VERSION | DRAFT_REPLACED | UNCHANGED | KEPT
     number: int
     status: str
     # The file asked to publish, but these required reviewers have not approved this exact
@@ -211,14 +213,17 @@ class ImportSummary:
     def line(self) -> str:
         return (f"{len(self.modules)} modules: {self.count(CREATED)} created, "
                 f"{self.count(NEW_VERSION)} new version, {self.count(DRAFT_REPLACED)} draft "
-                f"replaced, {self.count(UNCHANGED)} unchanged; systems: "
+                f"replaced, {self.count(UNCHANGED)} unchanged"
+                + (f", {self.count(KEPT)} kept as they are" if self.count(KEPT) else "")
+                + "; systems: "
                 f"{len(self.systems_created)} created, {len(self.systems_updated)} updated")
 
 
 def import_content(bundle: ContentBundle, organisation: Organisation, *,
                    actor: User | None = None,
                    progress: Callable[[ModuleOutcome], None] | None = None,
-                   publish: bool = True, local_markers_ok: bool = False) -> ImportSummary:
+                   publish: bool = True, local_markers_ok: bool = False,
+                   keep_existing: bool = False) -> ImportSummary:
     """Store a validated bundle in the organisation (flushes; the caller commits once).
 
     ``publish``: True = a file that says ``status: published`` is published through
@@ -231,6 +236,12 @@ def import_content(bundle: ContentBundle, organisation: Organisation, *,
     A file with unresolved ``[[local: …]]`` markers is refused when it would be published
     (``content_format.publish_problems``), unless ``local_markers_ok`` (a demo organisation:
     learners see the suggested wording, never the brackets).
+
+    ``keep_existing``: only modules the organisation does not have yet are stored; the
+    others are left exactly as they are (outcome ``KEPT`` when they differ from the file).
+    ``lms-plugin setup`` (run by every ``make run``) imports the shipped content so, because
+    the hospital edits those drafts, has them approved and publishes them: the shipped
+    wording must not come back.
     """
     if bundle.problems:
         raise ValidationFailed(f"the content has {len(bundle.problems)} problems; run "
@@ -250,7 +261,8 @@ def import_content(bundle: ContentBundle, organisation: Organisation, *,
         if spec.system not in systems:
             raise ValidationFailed(f"module {spec.slug}: unknown system '{spec.system}'")
         outcome = import_module(organisation.id, spec, systems[spec.system], actor=actor,
-                                publish=publish, local_markers_ok=local_markers_ok)
+                                publish=publish, local_markers_ok=local_markers_ok,
+                                keep_existing=keep_existing)
         summary.modules.append(outcome)
         if spec.credit is not None:  # credits (layer 6) stores the CE activity
             module_id = db.session.scalar(select(Module.id).where(
@@ -285,10 +297,20 @@ def _upsert_system(organisation_id: int, spec: SystemSpec, systems: dict[str, Cl
 
 def import_module(organisation_id: int, spec: ModuleSpec, system: ClinicalSystem, *,
                   actor: User | None = None, publish: bool = True,
-                  local_markers_ok: bool = False) -> ModuleOutcome:
+                  local_markers_ok: bool = False,
+                  keep_existing: bool = False) -> ModuleOutcome:
     """Apply the versioning rules (module docstring) to one module. The version is written
     as a draft; when the file says ``published`` (and ``publish``), :func:`publish_version`
-    then publishes it if every required reviewer approved that content."""
+    then publishes it if every required reviewer approved that content. ``keep_existing``:
+    a module the organisation already has is not touched (``KEPT`` when it differs)."""
+    if keep_existing:
+        existing = db.session.scalar(select(Module).where(
+            Module.organisation_id == organisation_id, Module.slug == spec.slug))
+        latest = latest_version(existing) if existing is not None else None
+        if latest is not None:
+            same = latest.content_hash == spec.content_hash()
+            return ModuleOutcome(spec.slug, UNCHANGED if same else KEPT, latest.number,
+                                 latest.status)
     want_published = publish and spec.status == "published"
     outcome = _store_module(organisation_id, spec, system, want_published, actor)
     if outcome.outcome == UNCHANGED or not want_published or outcome.status != "draft":

@@ -242,7 +242,7 @@ def approve(version: ModuleVersion, person: User, *, role: str | None = None,
     if len(open_items) > 1:
         raise ValidationFailed(
             "you could sign as " + ", ".join(c.reviewer.role_name for c in open_items)
-            + ": choose one role (one approval per reviewer)", field="role")
+            + ": choose one with --role (one approval per reviewer)", field="role")
     reviewer = open_items[0].reviewer
     approval = SignoffApproval(version_id=version.id, reviewer_id=reviewer.id,
                                user_id=person.id,

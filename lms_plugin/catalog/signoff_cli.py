@@ -49,7 +49,7 @@ def reviewers_set(organisation: str | None, module_slug: str | None, roles: tupl
         named = []
         for entry in people:
             email, sep, role = entry.partition("=")
-            if not sep or not role.strip():
+            if not sep or not role.strip() or not email.strip():
                 raise click.ClickException(f"--person {entry!r}: write EMAIL=ROLE")
             named.append((person_by_email(org.id, email), role))
         return org, signoff.set_reviewers(org.id, roles=list(roles), people=named,

@@ -136,7 +136,8 @@ def prune_command(older_than: str | None, batch: int) -> None:
         keep = (parse_duration("--older-than", older_than, allow_zero=True).total_seconds()
                 if older_than is not None else None)
     except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+        raise click.BadParameter(str(exc).removeprefix("--older-than: "),
+                                 param_hint="--older-than") from None
     now = utcnow()
     total, _ = queries.run_in_batches(
         lambda: queries.prune_batch(now, keep_seconds=keep, limit=batch), batch_size=batch)

@@ -52,7 +52,7 @@ from lms_plugin.accounts.models import Organisation, User
 from lms_plugin.accounts.services import record_audit
 from lms_plugin.catalog.models import Module, ModuleVersion
 from lms_plugin.db import UTCDateTime
-from lms_plugin.errors import NotFound, ValidationFailed
+from lms_plugin.errors import Conflict, NotFound, ValidationFailed
 from lms_plugin.extensions import db
 from lms_plugin.learning.models import (
     AUDIENCE_KINDS,
@@ -147,6 +147,7 @@ def add_rule(organisation_id: int, spec: RuleSpec, *, actor: User | None,
             f"modules' audience)", field="job_roles")
     due_on = (datetime(spec.due_on.year, spec.due_on.month, spec.due_on.day, tzinfo=UTC)
               if spec.due_on else None)
+    _refuse_a_twin(organisation_id, spec, audience, due_on)
     rule = AssignmentRule(organisation_id=organisation_id, module_id=module.id,
                           name=spec.name[:200], due_days=spec.due_days, due_on=due_on,
                           recurrence_months=spec.recurrence_months,
@@ -162,6 +163,28 @@ def add_rule(organisation_id: int, spec: RuleSpec, *, actor: User | None,
                                                                  spec.module_slug)})
     evaluate(organisation_id, now)
     return rule
+
+
+def _refuse_a_twin(organisation_id: int, spec: RuleSpec, audience: dict[str, list[str]],
+                   due_on: datetime | None) -> None:
+    """Conflict (field ``module``) when a current rule of the organisation already says the
+    same (module, due, recurrence, reopening, audience; the label does not count): a
+    double-submitted form or a repeated command adds nothing."""
+    def key(d: dict) -> tuple:
+        return (d["module"], d["due_days"], d["due_on"], d["recurrence_months"],
+                d["reopen_on_retraining"], sorted(d["facilities"]),
+                sorted(d["departments"]), sorted(d["job_roles"]))
+
+    wanted = key({"module": spec.module_slug, "due_days": spec.due_days,
+                  "due_on": due_on.date().isoformat() if due_on else None,
+                  "recurrence_months": spec.recurrence_months,
+                  "reopen_on_retraining": spec.reopen_on_retraining,
+                  "facilities": audience["facility"], "departments": audience["department"],
+                  "job_roles": audience["job_role"]})
+    for existing in list_rules(organisation_id):
+        if key(existing) == wanted:
+            raise Conflict(f"The same rule exists already (rule {existing['id']}); nothing "
+                           "was added", field="module")
 
 
 def describe_rule(rule: AssignmentRule, audience: dict[str, list[str]],

@@ -177,6 +177,8 @@ def _walk(browser, app, url: str, password: str, shots: Path) -> None:
     learner.click('button:has-text("Submit answers")')
     learner.wait_for_selector("#confirm-unanswered")
     assert "questions are not answered" in learner.locator("#confirm-unanswered").inner_text()
+    # Focus moves to the question asked (keyboard and screen-reader users start there).
+    assert learner.evaluate("document.activeElement.id") == "confirm-unanswered"
     photograph(learner, shots, "quiz-confirm-unanswered")
     answer_correctly(learner, app)
     photograph(learner, shots, "quiz-answered")

@@ -355,3 +355,62 @@ def test_an_author_previewing_a_draft_sees_markers_highlighted(app, client, logi
     html = client.get("/modules/demo/lessons/1?preview=1").get_data(as_text=True)
     assert '<mark class="local-marker">15 minutes</mark>' in html
     assert "[[local" not in html
+
+
+def test_a_person_holding_two_required_roles_is_told_to_choose_one_with_role(app, reviewers):
+    assert cli(app, "signoff", "holders", "add", "nurse educator",
+               "pharm@example.org").exit_code == 0
+    assert cli(app, "signoff", "reviewers", "set", "--role", "pharmacist",
+               "--role", "nurse educator").exit_code == 0
+    both = cli(app, "signoff", "approve", "safe-ordering", "--email", "pharm@example.org")
+    assert both.exit_code == 1
+    assert "choose one with --role" in both.output, both.output
+    chosen = cli(app, "signoff", "approve", "safe-ordering", "--email", "pharm@example.org",
+                 "--role", "pharmacist")
+    assert chosen.exit_code == 0, chosen.output
+
+
+def test_running_setup_again_keeps_a_draft_the_hospital_edited_and_its_approvals(
+        app, monkeypatch, tmp_path, factory):
+    """`make run` runs setup at every start: it must not put the shipped wording back over a
+    draft the hospital localised (and approved), nor add a shipped draft beside a version
+    the hospital published."""
+    from lms_plugin.catalog import cli as catalog_cli
+    from lms_plugin.cli import setup
+
+    shipped = tmp_path / "shipped"
+    shutil.copytree(VALID, shipped)
+    monkeypatch.setattr(catalog_cli, "SHIPPED_CONTENT", shipped)
+    assert app.test_cli_runner().invoke(setup, args=[]).exit_code == 0
+    org = "Default Health System"
+    factory.user("learner", email="pharm@example.org", org=org)
+    edited = copy_valid(tmp_path / "edited")
+    yaml = edited / "modules" / "safe-ordering" / "module.yaml"
+    yaml.write_text(yaml.read_text().replace("pass_mark: 80", "pass_mark: 85"))
+    assert "pass_mark: 85" in yaml.read_text()
+    assert cli(app, "content", "import", str(edited), "--drafts").exit_code == 0
+    localised = version_of(app, "safe-ordering", org)
+    assert cli(app, "signoff", "holders", "add", "pharmacist", "pharm@example.org",
+               ).exit_code == 0
+    assert cli(app, "signoff", "reviewers", "set", "--role", "pharmacist").exit_code == 0
+    assert cli(app, "signoff", "approve", "safe-ordering", "--email",
+               "pharm@example.org").exit_code == 0
+
+    again = app.test_cli_runner().invoke(setup, args=[])
+    assert again.exit_code == 0, again.output
+    assert "safe-ordering: kept" in again.output, again.output
+    assert version_of(app, "safe-ordering", org) == localised
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(SignoffApproval)) == 1
+    assert cli(app, "content", "publish", "safe-ordering").exit_code == 0
+    third = app.test_cli_runner().invoke(setup, args=[])
+    assert third.exit_code == 0, third.output
+    assert version_of(app, "safe-ordering", org)[:2] == (localised[0], "published")
+
+
+@pytest.mark.parametrize("entry", ["bad", "x@example.org=", "=pharmacist", " =pharmacist"])
+def test_a_person_entry_without_an_email_or_a_role_says_how_to_write_it(app, factory, entry):
+    factory.organisation()
+    result = cli(app, "signoff", "reviewers", "set", "--person", entry)
+    assert result.exit_code == 1
+    assert "write EMAIL=ROLE" in result.output, result.output

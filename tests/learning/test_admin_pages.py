@@ -89,3 +89,38 @@ def test_roster_upload(app, client, login_as):
         "csrf_token": csrf_token(client, "/admin/staff/import"),
         "roster": (io.BytesIO(b"x"), "roster.pdf")}, content_type="multipart/form-data")
     assert response.status_code == 422 and ".csv or .xlsx" in response.get_data(as_text=True)
+
+
+def test_with_no_published_module_the_rule_form_says_why_the_list_is_empty(app, client,
+                                                                         login_as):
+    """A fresh install imports the shipped modules as drafts (issue 17): the Module list is
+    empty until one is published, and the page says so instead of an empty select."""
+    login_as("admin")
+    html = client.get("/admin/assignments").get_data(as_text=True)
+    assert "No module is published yet" in html and "lms-plugin content publish" in html
+    token = csrf_token(client, "/admin/assignments")
+    response = client.post("/admin/assignments", data={"csrf_token": token, "due_days": "3"})
+    assert response.status_code == 422
+    assert "No module is published yet" in response.get_data(as_text=True)
+    assert _count(app, AssignmentRule) == 0
+
+
+def test_a_double_submitted_rule_is_added_once(app, client, login_as, factory):
+    """A double click on "Add rule" (or a resubmitted form) must not leave two identical
+    current rules; the second answer names the rule that exists."""
+    build_module(app)
+    login_as("admin")
+    factory.user("learner")
+    data = {"module": "cpoe-basics", "due_days": "30", "recurrence_months": "12",
+            "job_roles": "", "reopen_on_retraining": "y"}
+    token = csrf_token(client, "/admin/assignments")
+    first = client.post("/admin/assignments", data={"csrf_token": token, **data})
+    assert first.status_code == 302
+    again = client.post("/admin/assignments", data={"csrf_token": token, **data})
+    html = again.get_data(as_text=True)
+    assert again.status_code == 422, html
+    assert "The same rule exists already (rule" in html and 'aria-invalid="true"' in html
+    assert _count(app, AssignmentRule) == 1
+    other = client.post("/admin/assignments", data={"csrf_token": token, **data,
+                                                    "due_days": "60"})
+    assert other.status_code == 302 and _count(app, AssignmentRule) == 2

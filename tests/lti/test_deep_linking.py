@@ -197,3 +197,15 @@ def test_picker_without_a_request_says_so(client, login_as):
     assert "no content selection in progress" in response.get_data(as_text=True)
     with client.application.app_context():
         assert db.session.scalar(select(func.count()).select_from(LtiResourceLink)) == 0
+
+
+def test_with_nothing_published_the_picker_says_why_and_who_publishes(client, launcher,
+                                                                     moodle):
+    """A fresh install's organisation holds only drafts awaiting clinical sign-off: the
+    picker must say so, not "no module matches these filters" when there are none."""
+    _dl_launch(launcher, client, moodle)
+    html = client.get("/lti/deep-link").get_data(as_text=True)
+    assert "No module is published in your organisation yet" in html
+    assert "clinical sign-off" in html
+    filtered = client.get("/lti/deep-link", query_string={"q": "zzz"}).get_data(as_text=True)
+    assert "No published module matches these filters." in filtered
