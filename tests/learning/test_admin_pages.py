@@ -89,3 +89,20 @@ def test_roster_upload(app, client, login_as):
         "csrf_token": csrf_token(client, "/admin/staff/import"),
         "roster": (io.BytesIO(b"x"), "roster.pdf")}, content_type="multipart/form-data")
     assert response.status_code == 422 and ".csv or .xlsx" in response.get_data(as_text=True)
+
+
+def test_a_published_module_with_a_draft_open_can_still_be_assigned(app, client, login_as):
+    """Revising a module (a new draft beside the published version) must not take it out of
+    the rule form: staff are assigned the published version meanwhile."""
+    build_module(app)
+    login_as("admin")
+    opened = client.post("/author/modules/cpoe-basics/draft", data={
+        "csrf_token": csrf_token(client, "/author/modules/cpoe-basics"), "from_number": "1"})
+    assert opened.status_code == 302, opened.get_data(as_text=True)
+    page = client.get("/admin/assignments").get_data(as_text=True)
+    assert 'value="cpoe-basics"' in page
+    response = client.post("/admin/assignments", data={
+        "csrf_token": csrf_token(client, "/admin/assignments"), "module": "cpoe-basics",
+        "due_days": "30"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert _count(app, AssignmentRule) == 1
