@@ -428,7 +428,11 @@ def publish(slug: str):
                                    draft=draft, problems=[], waiting=exc.waiting), 409
         except ValidationFailed as exc:
             db.session.rollback()
-            getattr(form, exc.field or "change_notes").errors = [exc.message]
+            target = getattr(form, exc.field or "change_notes", None)
+            if target is None:  # about the draft itself (field "version": a marker left)
+                problems = [exc.message]
+            else:
+                target.errors = [exc.message]
         else:
             db.session.commit()
             flash(f"Version {draft.number} is published.", "info")

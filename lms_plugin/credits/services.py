@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from lms_plugin.accounts.models import LocalCredential, RoleGrant, User, UserSession
+from lms_plugin.accounts.models import LocalCredential, Organisation, RoleGrant, User, UserSession
 from lms_plugin.accounts.services import record_audit
 from lms_plugin.catalog.models import Module, ModuleVersion
 from lms_plugin.credits.models import (
@@ -598,7 +598,8 @@ class Verification:
 
 
 def verify(code: str) -> Verification:
-    """Public check of a code; :class:`NotFound` for any unknown or malformed code."""
+    """Public check of a code; :class:`NotFound` for any unknown or malformed code. The
+    revocation date is the organisation's calendar day, as the completion date is."""
     code = (code or "").strip().upper()
     if len(code) > 32:
         raise NotFound("Not found")
@@ -610,7 +611,9 @@ def verify(code: str) -> Verification:
                         completed_on=claim.completed_on, credits=claim.credits,
                         credit_type=credit_label(claim.credit_type, claim.activity),
                         valid=claim.status == "active",
-                        revoked_on=claim.revoked_at.date() if claim.revoked_at else None)
+                        revoked_on=(local_today(db.session.get(Organisation, claim.organisation_id)
+                                                .timezone, claim.revoked_at)
+                                    if claim.revoked_at else None))
 
 
 def credit_label(credit_type: str, activity: CreditActivity | None = None) -> str:

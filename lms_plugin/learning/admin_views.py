@@ -37,8 +37,8 @@ def _rules_page(form: RuleForm, status: int = 200):
 def _rule_form() -> RuleForm:
     form = RuleForm()
     form.module.choices = [(m.slug, f"{v.title} ({m.slug})") for m, v in
-                           services.organisation_modules(current_user.organisation_id)
-                           if v.status == "published"]
+                           services.organisation_modules(current_user.organisation_id,
+                                                         published=True)]
     return form
 
 

@@ -558,13 +558,16 @@ def module_overviews(user_id: int, pairs: list[tuple[Module, ModuleVersion]], no
     return overviews
 
 
-def _with_newest_version(query, *, published_only: bool):
+def _with_newest_version(query, *, published_only: bool, live: bool = True):
     """``query`` (selecting Module) joined to each module's newest published version (or,
-    for previews, newest not retired): one statement for any number of modules."""
+    for previews, newest not retired): one statement for any number of modules.
+    ``live`` False: the newest published version even if its go-live is still ahead."""
     newest = select(ModuleVersion.module_id,
                     func.max(ModuleVersion.number).label("number"))
-    newest = newest.where(live_version()) if published_only \
-        else newest.where(ModuleVersion.status != "retired")
+    if published_only:
+        newest = newest.where(live_version() if live else ModuleVersion.status == "published")
+    else:
+        newest = newest.where(ModuleVersion.status != "retired")
     newest = newest.group_by(ModuleVersion.module_id).subquery()
     return (query.add_columns(ModuleVersion)
             .join(newest, newest.c.module_id == Module.id)
@@ -605,11 +608,14 @@ def home_modules(user_id: int, organisation_id: int, now: datetime, *,
     return entries
 
 
-def organisation_modules(organisation_id: int) -> list[tuple[Module, ModuleVersion]]:
+def organisation_modules(organisation_id: int, *, published: bool = False,
+                         ) -> list[tuple[Module, ModuleVersion]]:
     """Every module an author/officer/admin may preview, with the version a preview shows
-    (newest draft or published): one statement."""
+    (newest draft or published): one statement. ``published``: only modules with a
+    published version, with the newest one (go-live ahead or not; a draft open beside it
+    does not hide it), as the assignment rule form offers them."""
     out = list(db.session.execute(
-        _with_newest_version(select(Module), published_only=False)
+        _with_newest_version(select(Module), published_only=published, live=False)
         .where(Module.organisation_id == organisation_id)).all())
     out.sort(key=lambda mv: mv[1].title.lower())
     return out

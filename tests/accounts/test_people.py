@@ -156,3 +156,19 @@ def test_a_filtered_list_is_the_same_whichever_way_it_is_paged(app, client, logi
 
 def _arg(query: str, name: str) -> str | None:
     return dict(part.split("=") for part in query.split("&")).get(name)
+
+
+def test_a_leaver_is_marked_inactive_in_the_list(app, client, login_as, factory):
+    """A roster import keeps leavers (inactive, never deleted): the list must tell them
+    apart from current staff."""
+    admin = login_as("admin")
+    people = _people(app, factory.org_of(admin), 2)
+    leaver, current = sorted(people)
+    with app.app_context():
+        db.session.get(User, leaver).active = False
+        db.session.commit()
+    html = client.get("/admin/users").get_data(as_text=True)
+    rows = {name: row for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)
+            for name in _names(row)}
+    assert "inactive" in rows[people[leaver]]
+    assert "inactive" not in rows[people[current]]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.test_learner_keyboard import assert_fits_phone
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, csrf_token
+from tests.learning.builders import build_module
 
 
 def _signed_in_admin(factory, server: str, page):
@@ -48,3 +49,27 @@ def test_a_checkbox_sits_beside_its_label_on_a_phone(app, factory, server, chrom
     assert label["x"] > check["x"] + check["width"] - 1, (check, label)
     assert abs(label["y"] - check["y"]) < 16, (check, label)
     assert_fits_phone(page)
+
+
+@pytest.mark.browser
+def test_assignment_rules_table_fits_a_phone(app, client, login_as, factory, server,
+                                              chromium_page):
+    build_module(app)
+    login_as("admin")
+    response = client.post("/admin/assignments", data={
+        "csrf_token": csrf_token(client, "/admin/assignments"), "module": "cpoe-basics",
+        "due_days": "30", "recurrence_months": "12", "departments": "Emergency department",
+        "job_roles": "nurse", "reopen_on_retraining": "y"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    admin = factory.user("admin")
+    page = chromium_page
+    page.goto(f"{server}/auth/login?next=/admin/assignments")
+    page.fill("#email", factory.email_of(admin))
+    page.fill("#password", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/admin/assignments")
+    assert page.locator("table").count() == 1
+    assert_fits_phone(page)
+    region = page.locator(".table-scroll")
+    assert region.get_attribute("tabindex") == "0" and region.get_attribute("role") == "region"
+    assert region.get_attribute("aria-label")

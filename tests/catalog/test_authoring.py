@@ -376,3 +376,21 @@ def test_module_list_statements_do_not_grow_with_modules(app, client, login_as):
     with counted() as many:
         assert client.get("/author/modules").status_code == 200
     assert len(many) == len(few)
+
+
+def test_publishing_a_lesson_with_a_localisation_marker_says_so_on_the_page(app, client,
+                                                                          login_as):
+    """Issue 17's marker gate refused with a field the publish form does not have, and the
+    page answered 500. It must re-render (422) naming the marker and its lesson line."""
+    login_as("author")
+    slug = build_draft(client, app)
+    base = f"/author/modules/{slug}"
+    marked = lesson("\nCall the [[local: rapid response number]] team.\n")
+    response = post(client, f"{base}/lessons/1", {"lock": lock_of(client, f"{base}/lessons/1"),
+                                                   "body": marked, "slug": "scanning-basics"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    response = _publish(client, slug)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422, html
+    assert "unresolved localisation marker" in html and "rapid response number" in html
+    assert _versions(app, slug) == [(1, "draft")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import shutil
 import subprocess
 from datetime import UTC, date, datetime
@@ -335,3 +336,25 @@ def test_remove_person_command_keeps_the_record(app, issued):
     with app.app_context():
         assert db.session.get(User, issued["user_id"]).email is None
         assert db.session.get(CreditClaim, issued["claim_id"]).learner_name == NAME
+
+
+def test_the_revocation_date_is_the_organisations_day(app, issued, factory):
+    """Revoked at 03:00 UTC on 30 November is still 29 November in New York: the public
+    page (and the certificate page) give the organisation's day, as completion dates do."""
+    from lms_plugin.accounts.models import Organisation
+
+    org_id = issued["module"]["organisation_id"]
+    officer = factory.user("officer")
+    with app.app_context():
+        db.session.get(Organisation, org_id).timezone = "America/New_York"
+        services.revoke_and_reissue(org_id, issued["claim_id"], db.session.get(User, officer),
+                                    "Participation was 1 hour", "1",
+                                    datetime(2026, 11, 30, 3, 0, tzinfo=UTC),
+                                    lambda code: f"http://localhost/verify/{code}")
+        db.session.commit()
+    anonymous = app.test_client()
+    html = anonymous.get(f"/verify/{issued['code']}").get_data(as_text=True)
+    assert "Revoked on 2026-11-29" in html, html
+    login(anonymous, factory.email_of(officer))
+    html = anonymous.get(f"/credits/certificates/{issued['code']}").get_data(as_text=True)
+    assert "revoked on 29 Nov 2026" in re.sub(r"<[^>]+>", "", html), html

@@ -124,3 +124,18 @@ def test_a_double_submitted_rule_is_added_once(app, client, login_as, factory):
     other = client.post("/admin/assignments", data={"csrf_token": token, **data,
                                                     "due_days": "60"})
     assert other.status_code == 302 and _count(app, AssignmentRule) == 2
+def test_a_published_module_with_a_draft_open_can_still_be_assigned(app, client, login_as):
+    """Revising a module (a new draft beside the published version) must not take it out of
+    the rule form: staff are assigned the published version meanwhile."""
+    build_module(app)
+    login_as("admin")
+    opened = client.post("/author/modules/cpoe-basics/draft", data={
+        "csrf_token": csrf_token(client, "/author/modules/cpoe-basics"), "from_number": "1"})
+    assert opened.status_code == 302, opened.get_data(as_text=True)
+    page = client.get("/admin/assignments").get_data(as_text=True)
+    assert 'value="cpoe-basics"' in page
+    response = client.post("/admin/assignments", data={
+        "csrf_token": csrf_token(client, "/admin/assignments"), "module": "cpoe-basics",
+        "due_days": "30"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert _count(app, AssignmentRule) == 1
