@@ -104,7 +104,13 @@ def _clean(app: Flask) -> Iterator[None]:
     prefix = app.config["SESSION_STORE_PREFIX"] = f"lms-test:{uuid.uuid4().hex}:session:"
     with app.app_context():
         limiter.reset()
+    # flask-limiter's Limiter is one global object, and create_app() rebinds its storage to
+    # the new app's settings: a test that builds another app (a second process, a fresh
+    # database, the demo's live server) left this session's app counting in that other
+    # store, so the throttling tests passed or failed by test order. Put it back after.
+    storage, strategy = limiter._storage, limiter._limiter
     yield
+    limiter._storage, limiter._limiter = storage, strategy
     with app.app_context():
         _empty_all_tables()
         _db.session.remove()
