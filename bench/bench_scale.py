@@ -216,8 +216,8 @@ def generate(app, scale: float) -> dict:
                 INSERT INTO audit_event (organisation_id, actor_id, action, target_type,
                     target_id, details, created_at)
                 SELECT {org},
-                    CASE WHEN i % 10 = 0 THEN (SELECT min(id) FROM user_account) + i % 500
-                    END,
+                    CASE WHEN i % 10 = 0
+                         THEN (SELECT min(id) FROM user_account) + i % {min(500, staff)} END,
                     (ARRAY['attempt.graded', 'user.grant_role', 'lti.platform.update',
                            'module.publish', 'audit.export'])[1 + (i % 50 = 0)::int
                                                              + (i % 200 = 0)::int * 2
